@@ -1,0 +1,233 @@
+// Package casestore is the PostgreSQL implementation of casedesk.Store.
+// It holds the schema, the embedded migrations and every SQL string of the
+// project; nothing else imports pgx.
+package casestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/casedesk/casedesk"
+)
+
+// DB is a casedesk.Store backed by a pgx connection pool.
+type DB struct {
+	pool *pgxpool.Pool
+	// now is the clock; every transaction reads it once.
+	now func() time.Time
+	enc *zstd.Encoder
+	dec *zstd.Decoder
+	// maxRetries bounds re-runs of a transaction after a serialisation
+	// failure or deadlock.
+	maxRetries int
+}
+
+var _ casedesk.Store = (*DB)(nil)
+
+// Option configures a DB.
+type Option func(*DB)
+
+// WithClock replaces the wall clock, for tests and one-shot jobs run "as of"
+// another time.
+func WithClock(now func() time.Time) Option { return func(db *DB) { db.now = now } }
+
+// Open connects to the database at url and checks that it answers. A URL
+// without connect_timeout gets 5 seconds, so an unreachable server fails
+// fast. It does not migrate: call Migrate for that.
+func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", redactURLError(err))
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	db, err := newDB(pool, opts...)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func newDB(pool *pgxpool.Pool, opts ...Option) (*DB, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	// Raw mail is at most the ingest size limit (50 MB by default) and
+	// attachments are bounded by it, so decoded sizes are bounded too.
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	if err != nil {
+		return nil, fmt.Errorf("zstd decoder: %w", err)
+	}
+	db := &DB{pool: pool, now: time.Now, enc: enc, dec: dec, maxRetries: 5}
+	for _, o := range opts {
+		o(db)
+	}
+	return db, nil
+}
+
+// Close closes the pool, waiting for connections in use to be returned.
+func (db *DB) Close() {
+	db.pool.Close()
+	db.dec.Close()
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
+
+// Update runs fn in a read-write transaction; see casedesk.Store.
+func (db *DB) Update(ctx context.Context, fn func(casedesk.Tx) error) error {
+	return db.run(ctx, pgx.TxOptions{}, fn)
+}
+
+// View runs fn in a read-only transaction.
+func (db *DB) View(ctx context.Context, fn func(casedesk.Tx) error) error {
+	return db.run(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly}, fn)
+}
+
+func (db *DB) run(ctx context.Context, opts pgx.TxOptions, fn func(casedesk.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := db.runOnce(ctx, opts, fn)
+		if err == nil || !retryable(err) || attempt >= db.maxRetries {
+			return err
+		}
+		// Back off a little so the transactions that collided spread out.
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+}
+
+func (db *DB) runOnce(ctx context.Context, opts pgx.TxOptions, fn func(casedesk.Tx) error) error {
+	ptx, err := db.pool.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer ptx.Rollback(ctx)
+	t := &tx{tx: ptx, db: db, now: db.now().UTC().Truncate(time.Microsecond)}
+	if err := fn(t); err != nil {
+		return err
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", mapError(err))
+	}
+	return nil
+}
+
+// retryable reports a serialisation failure or deadlock anywhere in err.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
+
+// tx implements casedesk.Tx on one pgx transaction.
+type tx struct {
+	tx  pgx.Tx
+	db  *DB
+	now time.Time
+}
+
+var _ casedesk.Tx = (*tx)(nil)
+
+// Now returns the transaction's clock reading.
+func (t *tx) Now() time.Time { return t.now }
+
+// mapError turns constraint and data errors of PostgreSQL into casedesk
+// errors, in one place, so no raw driver error reaches a caller for bad
+// input. Other errors pass through unchanged (they are internal).
+func mapError(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch pgErr.Code {
+	case "23505": // unique_violation
+		return &casedesk.Error{Code: casedesk.ECONFLICT, Message: conflictMessage(pgErr.ConstraintName)}
+	case "23503": // foreign_key_violation
+		return casedesk.Errorf(casedesk.EINVALID, "refers to something that does not exist (%s)", pgErr.ConstraintName)
+	case "23514", "23502": // check_violation, not_null_violation
+		return casedesk.Errorf(casedesk.EINVALID, "value not allowed (%s)", firstNonEmpty(pgErr.ConstraintName, pgErr.ColumnName))
+	case "22001", "22003", "22007", "22008", "22021", "22P02", "22P05", "54000":
+		// Too long, out of range, bad date, bad encoding, bad text
+		// representation, unsupported Unicode, index row too large.
+		return casedesk.Errorf(casedesk.EINVALID, "value not storable: %s", pgErr.Message)
+	case "42501": // our append-only triggers
+		return casedesk.Errorf(casedesk.EFORBIDDEN, "%s", pgErr.Message)
+	case "40001", "40P01":
+		return err // kept raw so run can retry
+	}
+	return err
+}
+
+func conflictMessage(constraint string) string {
+	switch constraint {
+	case "contacts_email", "users_email":
+		return "a record with this email already exists"
+	case "tenants_slug_key":
+		return "a tenant with this slug already exists"
+	case "tenants_one_sandbox":
+		return "this tenant already has a sandbox"
+	case "roles_tenant_id_name_key":
+		return "a role with this name already exists"
+	}
+	return "already exists (" + constraint + ")"
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return "unknown"
+}
+
+// redactURLError drops the parser's echo of the URL, which may hold a password.
+func redactURLError(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New("invalid connection string")
+	}
+	return err
+}
+
+// notFound is the ENOTFOUND error for a missing object; any other error is
+// mapped and wrapped.
+func notFound(err error, format string, args ...any) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return casedesk.Errorf(casedesk.ENOTFOUND, format, args...)
+	}
+	return fmt.Errorf(format+": %w", append(args, mapError(err))...)
+}
+
+// wrap maps a database error and adds what was being done.
+func wrap(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	mapped := mapError(err)
+	var e *casedesk.Error
+	if errors.As(mapped, &e) {
+		return mapped
+	}
+	return fmt.Errorf("%s: %w", what, mapped)
+}

@@ -1,0 +1,134 @@
+package casestore
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/casedesk/casedesk"
+)
+
+const outboxColumns = `tenant_id, id, coalesce(case_id, 0), kind, state, to_addr, message_id, payload,
+	attempts, next_attempt_at, last_error, claimed_at, sent_at, created_at`
+
+func scanOutbox(r pgx.Row) (*casedesk.OutboxItem, error) {
+	var o casedesk.OutboxItem
+	var claimed, sent *time.Time
+	err := r.Scan(&o.TenantID, &o.ID, &o.CaseID, &o.Kind, &o.State, &o.To, &o.MessageID, &o.Payload,
+		&o.Attempts, &o.NextAttemptAt, &o.LastError, &claimed, &sent, &o.CreatedAt)
+	if err != nil {
+		return nil, err
+	}
+	o.ClaimedAt, o.SentAt = timeOf(claimed), timeOf(sent)
+	return &o, nil
+}
+
+// EnqueueOutbox queues mail, due at NotBefore or now.
+func (t *tx) EnqueueOutbox(ctx context.Context, n casedesk.NewOutboxItem) (*casedesk.OutboxItem, error) {
+	switch {
+	case n.TenantID == 0 || n.Kind == "":
+		return nil, casedesk.Errorf(casedesk.EINVALID, "tenant and kind are required")
+	case !casedesk.ValidEmail(strings.TrimSpace(n.To)):
+		return nil, casedesk.Errorf(casedesk.EINVALID, "recipient %q is not an email address", clip(n.To, 100))
+	case n.MessageID == "":
+		return nil, casedesk.Errorf(casedesk.EINVALID, "outbound mail needs its Message-ID")
+	case len(n.Payload) > 0 && !json.Valid(n.Payload):
+		return nil, casedesk.Errorf(casedesk.EINVALID, "payload is not valid JSON")
+	}
+	payload := n.Payload
+	if len(payload) == 0 {
+		payload = json.RawMessage(`{}`)
+	}
+	due := n.NotBefore
+	if due.IsZero() || due.Before(t.now) {
+		due = t.now
+	}
+	o, err := scanOutbox(t.tx.QueryRow(ctx, `
+		INSERT INTO outbox (tenant_id, case_id, kind, state, to_addr, message_id, payload,
+			next_attempt_at, created_at)
+		VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8)
+		RETURNING `+outboxColumns,
+		n.TenantID, nullID(n.CaseID), clip(string(n.Kind), maxNameBytes), clean(strings.TrimSpace(n.To)),
+		clip(casedesk.NormalizeMessageID(n.MessageID), casedesk.MaxMessageIDLen), payload, due, t.now))
+	if err != nil {
+		return nil, wrap(err, "enqueue outbox")
+	}
+	return o, nil
+}
+
+// ClaimOutbox marks up to limit due items as sending and returns them. SKIP
+// LOCKED lets concurrent workers (and replicas) pass over each other's rows,
+// so every item goes to exactly one claimer.
+func (t *tx) ClaimOutbox(ctx context.Context, limit int) ([]*casedesk.OutboxItem, error) {
+	if limit <= 0 {
+		return nil, casedesk.Errorf(casedesk.EINVALID, "claim limit must be positive")
+	}
+	rows, err := t.tx.Query(ctx, `
+		UPDATE outbox o SET state = 'sending', attempts = o.attempts + 1, claimed_at = $1
+		FROM (SELECT tenant_id AS due_tenant, id AS due_id FROM outbox
+			WHERE state = 'pending' AND next_attempt_at <= $1
+			ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
+		WHERE o.tenant_id = due.due_tenant AND o.id = due.due_id
+		RETURNING `+outboxColumns, t.now, limit)
+	if err != nil {
+		return nil, wrap(err, "claim outbox")
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*casedesk.OutboxItem, error) { return scanOutbox(r) })
+	return items, wrap(err, "claim outbox")
+}
+
+// MarkOutboxSent records a delivered item.
+func (t *tx) MarkOutboxSent(ctx context.Context, tenantID, id int64) error {
+	return t.finishOutbox(ctx, tenantID, id, `state = 'sent', sent_at = $3, last_error = ''`, t.now)
+}
+
+// RetryOutbox records a temporary failure; the item is due again at at.
+func (t *tx) RetryOutbox(ctx context.Context, tenantID, id int64, errText string, at time.Time) error {
+	return t.finishOutbox(ctx, tenantID, id, `state = 'pending', next_attempt_at = $3, last_error = $4`,
+		at, clip(errText, maxHeaderBytes))
+}
+
+// FailOutbox records a permanent failure.
+func (t *tx) FailOutbox(ctx context.Context, tenantID, id int64, errText string) error {
+	return t.finishOutbox(ctx, tenantID, id, `state = 'failed', last_error = $3`, clip(errText, maxHeaderBytes))
+}
+
+// finishOutbox ends a claim. Only an item in "sending" can be finished: a
+// second report on the same claim is ECONFLICT, an unknown item ENOTFOUND.
+func (t *tx) finishOutbox(ctx context.Context, tenantID, id int64, set string, args ...any) error {
+	tag, err := t.tx.Exec(ctx, `UPDATE outbox SET `+set+`
+		WHERE tenant_id = $1 AND id = $2 AND state = 'sending'`, append([]any{tenantID, id}, args...)...)
+	if err != nil {
+		return wrap(err, "update outbox")
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	o, err := t.FindOutboxItem(ctx, tenantID, id)
+	if err != nil {
+		return err
+	}
+	return casedesk.Errorf(casedesk.ECONFLICT, "outbox item %d is %s, not sending", id, o.State)
+}
+
+// FindOutboxItem returns an outbox item of the tenant.
+func (t *tx) FindOutboxItem(ctx context.Context, tenantID, id int64) (*casedesk.OutboxItem, error) {
+	o, err := scanOutbox(t.tx.QueryRow(ctx, `SELECT `+outboxColumns+` FROM outbox
+		WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+	if err != nil {
+		return nil, notFound(err, "outbox item %d not found", id)
+	}
+	return o, nil
+}
+
+// CountOutbox counts items of a kind to an address created since a time.
+func (t *tx) CountOutbox(ctx context.Context, tenantID int64, kind casedesk.OutboxKind, to string, since time.Time) (int, error) {
+	var n int
+	err := t.tx.QueryRow(ctx, `SELECT count(*) FROM outbox
+		WHERE tenant_id = $1 AND lower(to_addr) = lower($2) AND kind = $3 AND created_at >= $4`,
+		tenantID, clean(strings.TrimSpace(to)), kind, since).Scan(&n)
+	return n, wrap(err, "count outbox")
+}

@@ -1,0 +1,93 @@
+package casestore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/casedesk/casedesk"
+)
+
+const tenantColumns = `id, slug, name, kind, coalesce(parent_id, 0), support_address,
+	token_secret, settings, created_at, updated_at`
+
+func scanTenant(row pgx.Row) (*casedesk.Tenant, error) {
+	var t casedesk.Tenant
+	var settings []byte
+	err := row.Scan(&t.ID, &t.Slug, &t.Name, &t.Kind, &t.ParentID, &t.SupportAddress,
+		&t.TokenSecret, &settings, &t.CreatedAt, &t.UpdatedAt)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(settings, &t.Settings); err != nil {
+		return nil, fmt.Errorf("tenant %d settings: %w", t.ID, err)
+	}
+	return &t, nil
+}
+
+// CreateTenant creates a tenant with a fresh 32-byte token secret, its case
+// counter and the built-in roles.
+func (t *tx) CreateTenant(ctx context.Context, n casedesk.NewTenant) (*casedesk.Tenant, error) {
+	if err := n.Validate(); err != nil {
+		return nil, err
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("token secret: %w", err)
+	}
+	settings, err := json.Marshal(n.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("tenant settings: %w", err)
+	}
+	ten, err := scanTenant(t.tx.QueryRow(ctx, `
+		INSERT INTO tenants (slug, name, kind, parent_id, support_address, token_secret,
+			settings, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+		RETURNING `+tenantColumns,
+		n.Slug, clip(n.Name, maxNameBytes), n.Kind, nullID(n.ParentID),
+		strings.ToLower(n.SupportAddress), secret, settings, t.now))
+	if err != nil {
+		return nil, wrap(err, "create tenant")
+	}
+	if _, err := t.tx.Exec(ctx, `INSERT INTO case_counters (tenant_id) VALUES ($1)`, ten.ID); err != nil {
+		return nil, wrap(err, "create case counter")
+	}
+	if err := t.createBuiltInRoles(ctx, ten.ID); err != nil {
+		return nil, err
+	}
+	return ten, nil
+}
+
+func (t *tx) createBuiltInRoles(ctx context.Context, tenantID int64) error {
+	for _, r := range casedesk.BuiltInRoles() {
+		_, err := t.tx.Exec(ctx, `
+			INSERT INTO roles (tenant_id, name, permissions, built_in) VALUES ($1, $2, $3, true)`,
+			tenantID, r.Name, r.Permissions)
+		if err != nil {
+			return wrap(err, "create role "+r.Name)
+		}
+	}
+	return nil
+}
+
+// FindTenant returns a tenant by ID.
+func (t *tx) FindTenant(ctx context.Context, id int64) (*casedesk.Tenant, error) {
+	ten, err := scanTenant(t.tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = $1`, id))
+	if err != nil {
+		return nil, notFound(err, "tenant %d not found", id)
+	}
+	return ten, nil
+}
+
+// FindTenantBySlug returns a tenant by its slug.
+func (t *tx) FindTenantBySlug(ctx context.Context, slug string) (*casedesk.Tenant, error) {
+	ten, err := scanTenant(t.tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE slug = $1`, clean(slug)))
+	if err != nil {
+		return nil, notFound(err, "tenant %q not found", slug)
+	}
+	return ten, nil
+}

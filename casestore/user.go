@@ -1,0 +1,76 @@
+package casestore
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/casedesk/casedesk"
+)
+
+const userColumns = `u.tenant_id, u.id, u.email, u.name, u.role_id, u.active, u.last_active_at,
+	u.created_at, u.updated_at, r.id, r.name, r.permissions, r.built_in`
+
+func scanUser(row pgx.Row) (*casedesk.User, error) {
+	var u casedesk.User
+	r := &casedesk.Role{}
+	var lastActive *time.Time
+	var perms []string
+	err := row.Scan(&u.TenantID, &u.ID, &u.Email, &u.Name, &u.RoleID, &u.Active, &lastActive,
+		&u.CreatedAt, &u.UpdatedAt, &r.ID, &r.Name, &perms, &r.BuiltIn)
+	if err != nil {
+		return nil, err
+	}
+	u.LastActiveAt = timeOf(lastActive)
+	r.TenantID = u.TenantID
+	for _, p := range perms {
+		r.Permissions = append(r.Permissions, casedesk.Permission(p))
+	}
+	u.Role = r
+	return &u, nil
+}
+
+// CreateUser creates an active user with the named role of the tenant.
+func (t *tx) CreateUser(ctx context.Context, n casedesk.NewUser) (*casedesk.User, error) {
+	email := strings.TrimSpace(n.Email)
+	if !casedesk.ValidEmail(email) {
+		return nil, casedesk.Errorf(casedesk.EINVALID, "%q is not an email address", clip(n.Email, 100))
+	}
+	var id int64
+	err := t.tx.QueryRow(ctx, `
+		INSERT INTO users (tenant_id, email, name, role_id, created_at, updated_at)
+		SELECT $1, $2, $3, r.id, $5, $5 FROM roles r WHERE r.tenant_id = $1 AND r.name = $4
+		RETURNING id`,
+		n.TenantID, clean(email), clip(n.Name, maxNameBytes), n.RoleName, t.now).Scan(&id)
+	if err != nil {
+		if err == pgx.ErrNoRows {
+			return nil, casedesk.Errorf(casedesk.EINVALID, "unknown role %q", clip(n.RoleName, 100))
+		}
+		return nil, wrap(err, "create user")
+	}
+	return t.findUser(ctx, `u.tenant_id = $1 AND u.id = $2`, n.TenantID, id)
+}
+
+// FindUserByEmail finds a user by address, case-insensitively, also trying
+// the address with its "+tag" removed.
+func (t *tx) FindUserByEmail(ctx context.Context, tenantID int64, email string) (*casedesk.User, error) {
+	email = clean(email)
+	u, err := t.findUser(ctx, `u.tenant_id = $1 AND lower(u.email) IN (lower($2), $3)
+		ORDER BY lower(u.email) = lower($2) DESC LIMIT 1`,
+		tenantID, email, casedesk.NormalizeAgentAddress(email))
+	if casedesk.ErrorCode(err) == casedesk.ENOTFOUND {
+		return nil, casedesk.Errorf(casedesk.ENOTFOUND, "no user with email %q", clip(email, 100))
+	}
+	return u, err
+}
+
+func (t *tx) findUser(ctx context.Context, where string, args ...any) (*casedesk.User, error) {
+	u, err := scanUser(t.tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users u
+		JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id WHERE `+where, args...))
+	if err != nil {
+		return nil, notFound(err, "user not found")
+	}
+	return u, nil
+}

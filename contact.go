@@ -1,0 +1,79 @@
+package casedesk
+
+import (
+	"strings"
+	"time"
+)
+
+// Account is a customer organisation.
+type Account struct {
+	ID       int64
+	TenantID int64
+	Name     string
+	// Domains are lower-case email domains whose senders belong here.
+	Domains []string
+	SLATier string
+	// BillingContactID receives invoices; zero when unset.
+	BillingContactID int64
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// NewAccount is the input for creating an account.
+type NewAccount struct {
+	TenantID         int64
+	Name             string
+	Domains          []string
+	SLATier          string
+	BillingContactID int64
+}
+
+// Validate checks the input and normalises the domains to lower case.
+func (n *NewAccount) Validate() error {
+	if strings.TrimSpace(n.Name) == "" {
+		return Errorf(EINVALID, "account name is required")
+	}
+	for i, d := range n.Domains {
+		d = strings.ToLower(strings.TrimSpace(d))
+		if d == "" || strings.ContainsAny(d, "@ \t") || !strings.Contains(d, ".") {
+			return Errorf(EINVALID, "domain %q is not a mail domain", n.Domains[i])
+		}
+		n.Domains[i] = d
+	}
+	return nil
+}
+
+// Contact is a person who writes in. Email is unique per tenant, compared
+// case-insensitively.
+type Contact struct {
+	ID        int64
+	TenantID  int64
+	Email     string
+	Name      string
+	Phone     string
+	AccountID int64 // zero when the contact belongs to no account
+	// BouncingSince is set when mail to this address bounced; zero otherwise.
+	BouncingSince time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// ValidEmail reports whether s looks like a single addr-spec (local@domain).
+// It is deliberately lenient: mail from the wild is accepted as long as it
+// can be addressed.
+func ValidEmail(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 || len(s) > 320 {
+		return false
+	}
+	return !strings.ContainsAny(s, " \t\r\n<>,;\x00")
+}
+
+// EmailDomain returns the lower-case domain part of an address.
+func EmailDomain(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return ""
+	}
+	return strings.ToLower(addr[at+1:])
+}

@@ -1,0 +1,104 @@
+package casedesk
+
+import (
+	"encoding/json"
+	"math"
+	"time"
+)
+
+// OutboxKind says which template renders an outbox item.
+type OutboxKind string
+
+// Outbox kinds.
+const (
+	OutboxAck         OutboxKind = "ack"
+	OutboxFollowUpAck OutboxKind = "followup_ack"
+	OutboxRelay       OutboxKind = "relay"
+	OutboxReminder    OutboxKind = "reminder"
+	OutboxSolved      OutboxKind = "solved_notice"
+	OutboxInvoice     OutboxKind = "invoice"
+)
+
+// OutboxState is where an outbox item is in delivery.
+type OutboxState string
+
+// Outbox states.
+const (
+	OutboxPending OutboxState = "pending" // waiting for next_attempt_at
+	OutboxSending OutboxState = "sending" // claimed by a worker
+	OutboxSent    OutboxState = "sent"
+	OutboxFailed  OutboxState = "failed" // permanent: no more attempts
+)
+
+// OutboxItem is mail waiting to be sent, written in the same transaction as
+// the change that caused it.
+type OutboxItem struct {
+	ID       int64
+	TenantID int64
+	CaseID   int64 // zero for mail not about a case (invoices)
+	Kind     OutboxKind
+	State    OutboxState
+	// To is the main recipient, kept in its own column for rate limits.
+	To string
+	// MessageID is fixed when the item is enqueued, so a resend after a
+	// crash carries the same Message-ID and the receiver can deduplicate.
+	MessageID     string
+	Payload       json.RawMessage // template data, a JSON object
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+	ClaimedAt     time.Time
+	SentAt        time.Time
+	CreatedAt     time.Time
+}
+
+// NewOutboxItem is the input for enqueuing mail.
+type NewOutboxItem struct {
+	TenantID  int64
+	CaseID    int64
+	Kind      OutboxKind
+	To        string
+	MessageID string
+	Payload   json.RawMessage
+	// NotBefore delays the first attempt; zero means now.
+	NotBefore time.Time
+}
+
+// Backoff computes retry delays: Initial doubling up to Max, with jitter,
+// giving up once GiveUpAfter has passed since the item was created.
+type Backoff struct {
+	Initial     time.Duration
+	Max         time.Duration
+	GiveUpAfter time.Duration
+}
+
+// DefaultBackoff is 1 minute doubling to 1 hour, for at most 24 hours.
+var DefaultBackoff = Backoff{Initial: time.Minute, Max: time.Hour, GiveUpAfter: 24 * time.Hour}
+
+// Delay returns the wait before attempt number attempts+1. jitter in [0,1)
+// spreads retries of many items; the delay lies in [d/2, d) for the doubled d.
+func (b Backoff) Delay(attempts int, jitter float64) time.Duration {
+	if attempts < 1 {
+		attempts = 1
+	}
+	d := float64(b.Initial) * math.Pow(2, float64(attempts-1))
+	if d > float64(b.Max) || math.IsInf(d, 0) {
+		d = float64(b.Max)
+	}
+	return time.Duration(d/2 + d/2*jitter)
+}
+
+// GiveUp reports whether an item created at created should not be retried at now.
+func (b Backoff) GiveUp(created, now time.Time) bool {
+	return b.GiveUpAfter > 0 && now.Sub(created) >= b.GiveUpAfter
+}
+
+// MailboxCheckpoint is how far a poller has read one mailbox. A message is
+// flagged on the server only after its checkpoint has committed.
+type MailboxCheckpoint struct {
+	TenantID    int64
+	Mailbox     string
+	UIDValidity uint32
+	LastUID     uint32
+	UpdatedAt   time.Time
+}

@@ -1,0 +1,142 @@
+package casedesk
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the persistence the engine is written against. Work happens in
+// transactions: the caller groups the operations that must commit together
+// (a message, its case, the events, the outbox rows and the mailbox
+// checkpoint) into one function.
+type Store interface {
+	// Update runs fn in a read-write transaction and commits when fn
+	// returns nil; any error rolls everything back. fn may be run again
+	// when the database reports a serialisation failure or deadlock, so it
+	// must not have effects outside the transaction.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(tx Tx) error) error
+}
+
+// Tx is one transaction. Every tenant-scoped operation takes the tenant's ID
+// and never sees another tenant's rows: an object of another tenant is
+// ENOTFOUND, exactly like one that does not exist.
+type Tx interface {
+	// Now is the transaction's clock reading: one instant for everything it
+	// writes.
+	Now() time.Time
+
+	TenantOps
+	ContactOps
+	UserOps
+	CaseOps
+	MessageOps
+	OutboxOps
+	CheckpointOps
+	AuditOps
+}
+
+// TenantOps manage tenants.
+type TenantOps interface {
+	// CreateTenant creates a tenant with a fresh token secret, its case
+	// counter and the built-in roles.
+	CreateTenant(ctx context.Context, n NewTenant) (*Tenant, error)
+	FindTenant(ctx context.Context, id int64) (*Tenant, error)
+	FindTenantBySlug(ctx context.Context, slug string) (*Tenant, error)
+}
+
+// ContactOps manage the people and organisations who write in.
+type ContactOps interface {
+	CreateAccount(ctx context.Context, n NewAccount) (*Account, error)
+	FindAccount(ctx context.Context, tenantID, id int64) (*Account, error)
+	// UpsertContact returns the contact with this email (compared
+	// case-insensitively), creating it if needed. A new contact joins the
+	// account whose domains include the email's domain. An empty stored
+	// name is filled from addr.Name.
+	UpsertContact(ctx context.Context, tenantID int64, addr Address) (*Contact, error)
+	FindContact(ctx context.Context, tenantID, id int64) (*Contact, error)
+	FindContactByEmail(ctx context.Context, tenantID int64, email string) (*Contact, error)
+	// MarkBouncing records that mail to the address bounced.
+	MarkBouncing(ctx context.Context, tenantID int64, email string) error
+}
+
+// UserOps manage staff users.
+type UserOps interface {
+	// CreateUser creates an active user with the named role.
+	CreateUser(ctx context.Context, n NewUser) (*User, error)
+	// FindUserByEmail finds a user by address, case-insensitively and also
+	// with a "+tag" stripped from the local part, with the role filled in.
+	FindUserByEmail(ctx context.Context, tenantID int64, email string) (*User, error)
+}
+
+// CaseOps manage cases and their history.
+type CaseOps interface {
+	// CreateCase allocates the tenant's next case number (no gaps: a
+	// rolled-back transaction gives its number back), adds the requester as
+	// a participant and writes the "created" event.
+	CreateCase(ctx context.Context, n NewCase) (*Case, error)
+	FindCase(ctx context.Context, tenantID, id int64) (*Case, error)
+	FindCaseByNumber(ctx context.Context, tenantID, number int64) (*Case, error)
+	ListCases(ctx context.Context, tenantID int64, f CaseFilter) (*CasePage, error)
+	// ChangeStatus moves a case along the lifecycle and writes an event;
+	// a disallowed move is EINVALID, the same status is a no-op.
+	ChangeStatus(ctx context.Context, tenantID, caseID int64, to Status, by Actor) (*Case, error)
+	AddParticipants(ctx context.Context, tenantID, caseID int64, contactIDs ...int64) error
+	ListParticipants(ctx context.Context, tenantID, caseID int64) ([]*Contact, error)
+	AddEvent(ctx context.Context, e Event) (*Event, error)
+	ListEvents(ctx context.Context, tenantID, caseID int64) ([]*Event, error)
+}
+
+// MessageOps store mail and notes.
+type MessageOps interface {
+	// AppendMessage stores a message on a case with its raw bytes and
+	// attachments. It is idempotent: if the tenant already has a message
+	// with the same Message-ID (or, without one, the same raw sha256), it
+	// writes nothing and returns the stored message with duplicate true.
+	// A caller that created a case for the message in this transaction
+	// should then roll back.
+	AppendMessage(ctx context.Context, n NewMessage) (m *Message, duplicate bool, err error)
+	// FindMessagesByMessageIDs returns the stored messages among ids, with
+	// their cases, in no particular order; unknown ids are left out.
+	FindMessagesByMessageIDs(ctx context.Context, tenantID int64, ids []string) ([]MessageRef, error)
+	// ListMessages returns a case's messages, oldest first, with
+	// attachment metadata.
+	ListMessages(ctx context.Context, tenantID, caseID int64) ([]*Message, error)
+	// RawMessage returns the original bytes of a stored message.
+	RawMessage(ctx context.Context, tenantID, messageID int64) ([]byte, error)
+	// AttachmentContent returns an attachment's bytes by its sha256.
+	AttachmentContent(ctx context.Context, tenantID int64, sha256 []byte) ([]byte, error)
+}
+
+// OutboxOps queue and track outbound mail.
+type OutboxOps interface {
+	EnqueueOutbox(ctx context.Context, n NewOutboxItem) (*OutboxItem, error)
+	// ClaimOutbox marks up to limit due items of any tenant as sending and
+	// returns them; concurrent claimers never get the same item.
+	ClaimOutbox(ctx context.Context, limit int) ([]*OutboxItem, error)
+	MarkOutboxSent(ctx context.Context, tenantID, id int64) error
+	// RetryOutbox records a temporary failure; the item is due again at at.
+	RetryOutbox(ctx context.Context, tenantID, id int64, errText string, at time.Time) error
+	// FailOutbox records a permanent failure; the item is never sent.
+	FailOutbox(ctx context.Context, tenantID, id int64, errText string) error
+	FindOutboxItem(ctx context.Context, tenantID, id int64) (*OutboxItem, error)
+	// CountOutbox counts items of a kind to an address created since a time
+	// (the acknowledgement rate limit).
+	CountOutbox(ctx context.Context, tenantID int64, kind OutboxKind, to string, since time.Time) (int, error)
+}
+
+// CheckpointOps remember how far each mailbox has been read.
+type CheckpointOps interface {
+	// Checkpoint returns the mailbox's checkpoint, ENOTFOUND before the first.
+	Checkpoint(ctx context.Context, tenantID int64, mailbox string) (*MailboxCheckpoint, error)
+	// SaveCheckpoint stores a checkpoint. Within one UIDVALIDITY the last UID
+	// only moves forward; a new UIDVALIDITY replaces it.
+	SaveCheckpoint(ctx context.Context, cp MailboxCheckpoint) error
+}
+
+// AuditOps write and read the audit log.
+type AuditOps interface {
+	AppendAudit(ctx context.Context, e AuditEntry) (*AuditEntry, error)
+	ListAudit(ctx context.Context, tenantID int64, f AuditFilter) ([]*AuditEntry, error)
+}
