@@ -130,10 +130,10 @@ func (t *tx) ChangeStatus(ctx context.Context, tenantID, caseID int64, to casede
 		return nil, err
 	}
 	_, err = t.tx.Exec(ctx, `
-		UPDATE cases SET status = $3, updated_at = $4,
+		UPDATE cases SET status = $3::text, updated_at = $4::timestamptz,
 			pending_since = CASE WHEN $3 = 'pending' THEN $4 END,
 			solved_at = CASE WHEN $3 = 'solved' THEN $4 WHEN $3 = 'closed' THEN solved_at END,
-			closed_at = CASE WHEN $3 = 'closed' THEN $4::timestamptz END
+			closed_at = CASE WHEN $3 = 'closed' THEN $4 END
 		WHERE tenant_id = $1 AND id = $2`, tenantID, caseID, to, t.now)
 	if err != nil {
 		return nil, wrap(err, "change status")
