@@ -100,3 +100,14 @@ func rawExec(t testing.TB, sql string, args ...any) error {
 	_, err = conn.Exec(ctx(), sql, args...)
 	return err
 }
+
+// queryRow reads one row on the package database outside the store.
+func queryRow(t testing.TB, sql string, args []any, dest ...any) error {
+	t.Helper()
+	conn, err := pgx.Connect(ctx(), casestoretest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx())
+	return conn.QueryRow(ctx(), sql, args...).Scan(dest...)
+}

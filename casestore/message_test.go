@@ -1,0 +1,247 @@
+package casestore_test
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/casedesk/casedesk"
+)
+
+func TestAppendMessageDuplicateMessageID(t *testing.T) {
+	f := newFixture(t)
+	c := f.newCase(t, "dup")
+	var first, second *casedesk.Message
+	var dup1, dup2 bool
+	update(t, f.db, func(tx casedesk.Tx) (err error) {
+		first, dup1, err = tx.AppendMessage(ctx(), f.inbound(c.ID, "dup-1@customer.example"))
+		return err
+	})
+	update(t, f.db, func(tx casedesk.Tx) (err error) {
+		second, dup2, err = tx.AppendMessage(ctx(), f.inbound(c.ID, "dup-1@customer.example"))
+		return err
+	})
+	if dup1 || !dup2 {
+		t.Fatalf("duplicate flags = %v, %v; want false, true", dup1, dup2)
+	}
+	if second.ID != first.ID || second.Text != "It is still burning." {
+		t.Fatalf("duplicate returned %+v, want the stored message %d", second, first.ID)
+	}
+	if got := f.messageCount(t, c.ID); got != 1 {
+		t.Fatalf("%d messages stored, want 1", got)
+	}
+}
+
+func TestAppendMessageDuplicateConcurrent(t *testing.T) {
+	f := newFixture(t)
+	c := f.newCase(t, "race")
+	const n = 4
+	var wg sync.WaitGroup
+	dups := make([]bool, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[i] = f.db.Update(ctx(), func(tx casedesk.Tx) (err error) {
+				_, dups[i], err = tx.AppendMessage(ctx(), f.inbound(c.ID, "race@customer.example"))
+				return err
+			})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	stored := 0
+	for i := 0; i < n; i++ {
+		if errs[i] != nil {
+			t.Fatalf("call %d: %v", i, errs[i])
+		}
+		if !dups[i] {
+			stored++
+		}
+	}
+	if stored != 1 {
+		t.Fatalf("%d calls stored the message, want exactly 1 (dups %v)", stored, dups)
+	}
+	if got := f.messageCount(t, c.ID); got != 1 {
+		t.Fatalf("%d rows, want 1", got)
+	}
+}
+
+func TestAppendMessageWithoutMessageIDDedupsOnRawBytes(t *testing.T) {
+	f := newFixture(t)
+	c := f.newCase(t, "no id")
+	n := f.inbound(c.ID, "x")
+	n.MessageID = ""
+	n.Raw = []byte("From: cara@customer.example\r\nSubject: hi\r\n\r\nno message-id here\r\n")
+	var dups []bool
+	for i := 0; i < 2; i++ {
+		update(t, f.db, func(tx casedesk.Tx) error {
+			_, dup, err := tx.AppendMessage(ctx(), n)
+			dups = append(dups, dup)
+			return err
+		})
+	}
+	other := n
+	other.Raw = []byte("From: cara@customer.example\r\nSubject: hi\r\n\r\na different body\r\n")
+	update(t, f.db, func(tx casedesk.Tx) error {
+		_, dup, err := tx.AppendMessage(ctx(), other)
+		dups = append(dups, dup)
+		return err
+	})
+	if fmt.Sprint(dups) != "[false true false]" {
+		t.Fatalf("duplicate flags = %v, want [false true false]", dups)
+	}
+}
+
+func TestAppendMessageKeepsRawAndAttachmentsOnce(t *testing.T) {
+	f := newFixture(t)
+	c := f.newCase(t, "raw")
+	pdf := bytes.Repeat([]byte("%PDF-1.7 invoice body "), 500)
+	raw := []byte(strings.Repeat("Received: from mx.example by mx2.example\r\n", 50) + "Subject: x\r\n\r\nbody\r\n")
+	var msgs []*casedesk.Message
+	var gotRaw, gotPDF []byte
+	update(t, f.db, func(tx casedesk.Tx) error {
+		for i := 0; i < 2; i++ {
+			n := f.inbound(c.ID, fmt.Sprintf("att-%d@customer.example", i))
+			n.Raw = raw
+			n.Attachments = []casedesk.NewAttachment{
+				{Name: "invoice.pdf", ContentType: "application/pdf", Content: pdf},
+				{Name: "logo.png", ContentType: "image/png", ContentID: "logo@x", Inline: true, Content: []byte{0x89, 'P', 'N', 'G'}},
+			}
+			if _, _, err := tx.AppendMessage(ctx(), n); err != nil {
+				return err
+			}
+		}
+		var err error
+		if msgs, err = tx.ListMessages(ctx(), f.tenant.ID, c.ID); err != nil {
+			return err
+		}
+		if gotRaw, err = tx.RawMessage(ctx(), f.tenant.ID, msgs[0].ID); err != nil {
+			return err
+		}
+		gotPDF, err = tx.AttachmentContent(ctx(), f.tenant.ID, msgs[1].Attachments[0].SHA256)
+		return err
+	})
+	if !bytes.Equal(gotRaw, raw) || !bytes.Equal(gotPDF, pdf) {
+		t.Fatal("raw bytes or attachment content changed on the way through the store")
+	}
+	if len(msgs) != 2 || len(msgs[0].Attachments) != 2 {
+		t.Fatalf("messages %d, attachments %d", len(msgs), len(msgs[0].Attachments))
+	}
+	a := msgs[0].Attachments[1]
+	if a.Name != "logo.png" || !a.Inline || a.ContentID != "logo@x" || a.Size != 4 {
+		t.Errorf("attachment metadata = %+v", a)
+	}
+	var blobs, compressed int
+	if err := queryRow(t, `SELECT count(*), count(*) FILTER (WHERE compression = 'zstd') FROM blobs WHERE tenant_id = $1`,
+		[]any{f.tenant.ID}, &blobs, &compressed); err != nil {
+		t.Fatal(err)
+	}
+	if blobs != 2 || compressed != 1 {
+		t.Errorf("%d blobs (%d compressed), want 2 stored once each, the repetitive PDF compressed", blobs, compressed)
+	}
+	var stored int
+	if err := queryRow(t, `SELECT length(data) FROM message_raw WHERE tenant_id = $1 AND message_id = $2`,
+		[]any{f.tenant.ID, msgs[0].ID}, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored >= len(raw)/2 {
+		t.Errorf("raw stored in %d bytes for %d: not compressed", stored, len(raw))
+	}
+}
+
+func TestFindMessagesByMessageIDs(t *testing.T) {
+	f := newFixture(t)
+	c1, c2 := f.newCase(t, "one"), f.newCase(t, "two")
+	update(t, f.db, func(tx casedesk.Tx) error {
+		for _, m := range []casedesk.NewMessage{f.inbound(c1.ID, "a@x"), f.inbound(c2.ID, "b@x")} {
+			if _, _, err := tx.AppendMessage(ctx(), m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var refs []casedesk.MessageRef
+	update(t, f.db, func(tx casedesk.Tx) (err error) {
+		refs, err = tx.FindMessagesByMessageIDs(ctx(), f.tenant.ID, []string{"<a@x>", " b@x ", "unknown@x", "", "a@x"})
+		return err
+	})
+	got := map[string]int64{}
+	for _, r := range refs {
+		got[r.MessageID] = r.CaseNumber
+	}
+	if len(refs) != 2 || got["a@x"] != c1.Number || got["b@x"] != c2.Number {
+		t.Fatalf("refs = %+v, want a@x in #%d and b@x in #%d", refs, c1.Number, c2.Number)
+	}
+}
+
+func TestBadInputStoredSafelyOrRefused(t *testing.T) {
+	f := newFixture(t)
+	long := strings.Repeat("Ünïcødé subject ", 2000)
+	c := f.newCase(t, long)
+	if len(c.Subject) > 4000 || !utf8.ValidString(c.Subject) || !strings.HasPrefix(long, c.Subject) {
+		t.Errorf("over-long subject stored as %d bytes, valid=%v", len(c.Subject), utf8.ValidString(c.Subject))
+	}
+	n := f.inbound(c.ID, "nul@x")
+	n.Text = "before\x00after \xff\xfe bad utf-8"
+	n.Subject = "nul\x00subject"
+	n.From.Name = "Evil\x00Name"
+	var stored *casedesk.Message
+	update(t, f.db, func(tx casedesk.Tx) error {
+		if _, _, err := tx.AppendMessage(ctx(), n); err != nil {
+			return err
+		}
+		msgs, err := tx.ListMessages(ctx(), f.tenant.ID, c.ID)
+		if len(msgs) == 1 {
+			stored = msgs[0]
+		}
+		return err
+	})
+	if stored == nil || strings.ContainsRune(stored.Text, 0) || !utf8.ValidString(stored.Text) || !strings.Contains(stored.Text, "after") {
+		t.Fatalf("text with NUL and bad UTF-8 stored as %+v", stored)
+	}
+	tooLongID := f.inbound(c.ID, strings.Repeat("x", 2000)+"@x")
+	err := f.db.Update(ctx(), func(tx casedesk.Tx) error {
+		_, _, err := tx.AppendMessage(ctx(), tooLongID)
+		return err
+	})
+	wantCode(t, err, casedesk.EINVALID)
+
+	err = f.db.Update(ctx(), func(tx casedesk.Tx) error {
+		_, _, err := tx.AppendMessage(ctx(), f.inbound(987654321, "orphan@x"))
+		return err
+	})
+	wantCode(t, err, casedesk.EINVALID)
+
+	err = f.db.Update(ctx(), func(tx casedesk.Tx) error {
+		_, err := tx.UpsertContact(ctx(), f.tenant.ID, casedesk.Address{Email: "not an address"})
+		return err
+	})
+	wantCode(t, err, casedesk.EINVALID)
+
+	err = f.db.Update(ctx(), func(tx casedesk.Tx) error {
+		_, err := tx.CreateCase(ctx(), casedesk.NewCase{TenantID: f.tenant.ID, RequesterID: 987654321})
+		return err
+	})
+	wantCode(t, err, casedesk.EINVALID)
+}
+
+func (f *fixture) messageCount(t *testing.T, caseID int64) int {
+	t.Helper()
+	var rows, counter int
+	if err := queryRow(t, `SELECT (SELECT count(*) FROM messages WHERE tenant_id = $1 AND case_id = $2),
+		(SELECT message_count FROM cases WHERE tenant_id = $1 AND id = $2)`,
+		[]any{f.tenant.ID, caseID}, &rows, &counter); err != nil {
+		t.Fatal(err)
+	}
+	if rows != counter {
+		t.Fatalf("case.message_count = %d but %d rows", counter, rows)
+	}
+	return rows
+}
