@@ -131,13 +131,17 @@ func TestListCasesFilters(t *testing.T) {
 		want   func(c *casedesk.Case) bool
 	}{
 		{"status", casedesk.CaseFilter{Statuses: []casedesk.Status{casedesk.StatusOpen, casedesk.StatusPending}},
-			func(c *casedesk.Case) bool { return c.Status == casedesk.StatusOpen || c.Status == casedesk.StatusPending }},
+			func(c *casedesk.Case) bool {
+				return c.Status == casedesk.StatusOpen || c.Status == casedesk.StatusPending
+			}},
 		{"priority", casedesk.CaseFilter{Priority: casedesk.PriorityUrgent},
 			func(c *casedesk.Case) bool { return c.Priority == casedesk.PriorityUrgent }},
 		{"requester", casedesk.CaseFilter{RequesterEmail: "Z-USER@example.com"},
 			func(c *casedesk.Case) bool { return c.Requester.Email == "z-user@example.com" }},
 		{"created range", casedesk.CaseFilter{CreatedFrom: all[2].CreatedAt, CreatedTo: all[5].CreatedAt},
-			func(c *casedesk.Case) bool { return !c.CreatedAt.Before(all[2].CreatedAt) && c.CreatedAt.Before(all[5].CreatedAt) }},
+			func(c *casedesk.Case) bool {
+				return !c.CreatedAt.Before(all[2].CreatedAt) && c.CreatedAt.Before(all[5].CreatedAt)
+			}},
 		{"category", casedesk.CaseFilter{Category: casedesk.CategoryErrorReport},
 			func(c *casedesk.Case) bool { return false }},
 	}
