@@ -114,6 +114,13 @@ func (n *NewMessage) Validate() error {
 	return nil
 }
 
+// Appended is the outcome of appending one message: the stored message, or
+// with Duplicate the one stored earlier under the same Message-ID or bytes.
+type Appended struct {
+	Message   *Message
+	Duplicate bool
+}
+
 // MaxMessageIDLen bounds a stored Message-ID. RFC 5322 lines stop at 998
 // characters, so a longer id is not one a mail client sent.
 const MaxMessageIDLen = 998

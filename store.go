@@ -15,7 +15,9 @@ type Store interface {
 	// when the database reports a serialisation failure or deadlock, so it
 	// must not have effects outside the transaction.
 	Update(ctx context.Context, fn func(tx Tx) error) error
-	// View runs fn in a read-only transaction.
+	// View runs fn for reads only: a write in it fails. Each read sees the
+	// latest committed data; reads that must agree with each other (one
+	// snapshot) belong in Update.
 	View(ctx context.Context, fn func(tx Tx) error) error
 }
 
@@ -97,6 +99,10 @@ type MessageOps interface {
 	// A caller that created a case for the message in this transaction
 	// should then roll back.
 	AppendMessage(ctx context.Context, n NewMessage) (m *Message, duplicate bool, err error)
+	// AppendMessages appends several messages as AppendMessage does, in
+	// a constant number of round trips to the database; results are in
+	// input order.
+	AppendMessages(ctx context.Context, ns []NewMessage) ([]Appended, error)
 	// FindMessagesByMessageIDs returns the stored messages among ids, with
 	// their cases, in no particular order; unknown ids are left out.
 	FindMessagesByMessageIDs(ctx context.Context, tenantID int64, ids []string) ([]MessageRef, error)

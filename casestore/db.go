@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -97,10 +98,67 @@ func (db *DB) Update(ctx context.Context, fn func(casedesk.Tx) error) error {
 	return db.run(ctx, pgx.TxOptions{}, fn)
 }
 
-// View runs fn in a read-only transaction.
+// View runs fn on one connection without a transaction: each statement
+// reads the latest committed data, and a read costs one round trip instead
+// of three (BEGIN, query, COMMIT). Reads that must agree with each other
+// belong in Update. Any statement but a SELECT is refused.
 func (db *DB) View(ctx context.Context, fn func(casedesk.Tx) error) error {
-	return db.run(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly}, fn)
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection: %w", err)
+	}
+	defer conn.Release()
+	return fn(&tx{tx: readOnly{conn}, db: db, now: db.clock()})
 }
+
+// readOnly runs SELECT statements on a pooled connection and refuses any
+// other, so an operation that writes fails loudly in a View instead of
+// committing outside any transaction.
+type readOnly struct{ conn *pgxpool.Conn }
+
+// errWriteInView is returned for a non-SELECT statement in a View.
+var errWriteInView = errors.New("write attempted in a read-only View; use Update")
+
+func isSelect(sql string) bool {
+	sql = strings.TrimLeft(sql, " \t\r\n")
+	return len(sql) >= 6 && strings.EqualFold(sql[:6], "SELECT")
+}
+
+func (r readOnly) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return pgconn.CommandTag{}, errWriteInView
+}
+
+func (r readOnly) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if !isSelect(sql) {
+		return nil, errWriteInView
+	}
+	return r.conn.Query(ctx, sql, args...)
+}
+
+func (r readOnly) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if !isSelect(sql) {
+		return errRow{errWriteInView}
+	}
+	return r.conn.QueryRow(ctx, sql, args...)
+}
+
+// errRow delivers an error where pgx expects a row.
+type errRow struct{ err error }
+
+func (e errRow) Scan(...any) error { return e.err }
+
+// batch sends queued write statements in one round trip. Only Update
+// transactions can: a View refuses writes.
+func (t *tx) batch(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, error) {
+	ptx, ok := t.tx.(pgx.Tx)
+	if !ok {
+		return nil, errWriteInView
+	}
+	return ptx.SendBatch(ctx, b), nil
+}
+
+// clock reads the store's clock once, at the database's precision.
+func (db *DB) clock() time.Time { return db.now().UTC().Truncate(time.Microsecond) }
 
 func (db *DB) run(ctx context.Context, opts pgx.TxOptions, fn func(casedesk.Tx) error) error {
 	for attempt := 0; ; attempt++ {
@@ -123,7 +181,7 @@ func (db *DB) runOnce(ctx context.Context, opts pgx.TxOptions, fn func(casedesk.
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer ptx.Rollback(ctx)
-	t := &tx{tx: ptx, db: db, now: db.now().UTC().Truncate(time.Microsecond)}
+	t := &tx{tx: ptx, db: db, now: db.clock()}
 	if err := fn(t); err != nil {
 		return err
 	}
@@ -139,9 +197,17 @@ func retryable(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
 }
 
-// tx implements casedesk.Tx on one pgx transaction.
+// querier is what the operations need of a connection: a pgx transaction
+// in Update, a read-only pooled connection in View.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// tx implements casedesk.Tx on one pgx transaction or View connection.
 type tx struct {
-	tx  pgx.Tx
+	tx  querier
 	db  *DB
 	now time.Time
 }

@@ -43,70 +43,118 @@ SELECT id FROM m`
 // AppendMessage stores a message with its raw bytes and attachments, or
 // reports the stored duplicate; see casedesk.MessageOps.
 func (t *tx) AppendMessage(ctx context.Context, n casedesk.NewMessage) (*casedesk.Message, bool, error) {
-	if err := n.Validate(); err != nil {
-		return nil, false, err
-	}
-	var msgID *string
-	if n.MessageID != "" {
-		s := clean(n.MessageID)
-		msgID = &s
-	}
-	var digest, rawData []byte
-	compression := compressionNone
-	if len(n.Raw) > 0 {
-		digest = casedesk.RawDigest(n.Raw)
-		compression, rawData = t.db.compress(n.Raw)
-	}
-	from, to, cc, err := marshalAddresses(n)
+	res, err := t.AppendMessages(ctx, []casedesk.NewMessage{n})
 	if err != nil {
 		return nil, false, err
 	}
-	var id int64
-	err = t.tx.QueryRow(ctx, appendMessageSQL,
-		n.TenantID, n.CaseID, msgID, digest, clip(n.InReplyTo, maxHeaderBytes), cleanAll(n.References),
-		n.Direction, n.AuthorKind, nullID(n.ContactID), nullID(n.UserID), from, to, cc,
-		clip(n.Subject, maxSubjectBytes), clean(n.Text), clean(n.HTML), clip(n.Class, maxNameBytes),
-		clip(n.Mailbox, maxHeaderBytes), len(n.Raw), t.now,
-		compression, rawData, n.CustomerVisible && n.AuthorKind == casedesk.AuthorAgent).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		m, err := t.findDuplicate(ctx, n.TenantID, msgID, digest)
-		return m, true, err
-	}
-	if err != nil {
-		return nil, false, wrap(err, "append message")
-	}
-	atts, err := t.storeAttachments(ctx, n.TenantID, id, n.Attachments)
-	if err != nil {
-		return nil, false, err
-	}
-	return &casedesk.Message{
-		ID: id, TenantID: n.TenantID, CaseID: n.CaseID, MessageID: n.MessageID,
-		InReplyTo: n.InReplyTo, References: n.References, Direction: n.Direction,
-		AuthorKind: n.AuthorKind, ContactID: n.ContactID, UserID: n.UserID,
-		From: n.From, To: n.To, Cc: n.Cc, Subject: n.Subject, Text: n.Text, HTML: n.HTML,
-		Class: n.Class, Mailbox: n.Mailbox, RawSHA256: digest, RawSize: len(n.Raw),
-		Attachments: atts, CreatedAt: t.now,
-	}, false, nil
+	return res[0].Message, res[0].Duplicate, nil
 }
 
-func marshalAddresses(n casedesk.NewMessage) (from, to, cc []byte, err error) {
-	cleanAddrs := func(in []casedesk.Address) []casedesk.Address {
-		out := make([]casedesk.Address, len(in))
-		for i, a := range in {
-			out[i] = casedesk.Address{Name: clip(a.Name, maxNameBytes), Email: clip(a.Email, maxHeaderBytes)}
+// AppendMessages appends messages with two round trips in all (messages,
+// then attachments) however many there are; see casedesk.MessageOps.
+func (t *tx) AppendMessages(ctx context.Context, ns []casedesk.NewMessage) ([]casedesk.Appended, error) {
+	out := make([]casedesk.Appended, len(ns))
+	b := &pgx.Batch{}
+	for i := range ns {
+		n := &ns[i]
+		if err := n.Validate(); err != nil {
+			return nil, err
 		}
-		return out
-	}
-	f := casedesk.Address{Name: clip(n.From.Name, maxNameBytes), Email: clip(n.From.Email, maxHeaderBytes)}
-	if from, err = json.Marshal(f); err == nil {
-		if to, err = json.Marshal(cleanAddrs(n.To)); err == nil {
-			cc, err = json.Marshal(cleanAddrs(n.Cc))
+		m, args, err := t.appendArgs(n)
+		if err != nil {
+			return nil, err
 		}
+		out[i].Message = m
+		b.Queue(appendMessageSQL, args...)
 	}
+	if err := t.sendAppends(ctx, b, out); err != nil {
+		return nil, err
+	}
+	atts := &pgx.Batch{}
+	for i, r := range out {
+		if r.Duplicate {
+			m, err := t.findDuplicate(ctx, ns[i].TenantID, ns[i].MessageID, r.Message.RawSHA256)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Message = m
+			continue
+		}
+		r.Message.Attachments = t.queueAttachments(atts, r.Message, ns[i].Attachments)
+	}
+	if atts.Len() == 0 {
+		return out, nil
+	}
+	res, err := t.batch(ctx, atts)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("encode addresses: %w", err)
+		return nil, err
 	}
-	return from, to, cc, nil
+	return out, wrap(res.Close(), "store attachments")
+}
+
+// sendAppends runs the queued inserts and records each message's ID, or
+// marks it a duplicate when the insert did nothing.
+func (t *tx) sendAppends(ctx context.Context, b *pgx.Batch, out []casedesk.Appended) error {
+	res, err := t.batch(ctx, b)
+	if err != nil {
+		return err
+	}
+	for i := range out {
+		err := res.QueryRow().Scan(&out[i].Message.ID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			out[i].Duplicate = true
+		} else if err != nil {
+			res.Close()
+			return wrap(err, "append message")
+		}
+	}
+	return wrap(res.Close(), "append message")
+}
+
+// appendArgs cleans a new message into the stored form and the arguments
+// of appendMessageSQL.
+func (t *tx) appendArgs(n *casedesk.NewMessage) (*casedesk.Message, []any, error) {
+	m := &casedesk.Message{
+		TenantID: n.TenantID, CaseID: n.CaseID, MessageID: clean(n.MessageID),
+		InReplyTo: clip(n.InReplyTo, maxHeaderBytes), References: cleanAll(n.References),
+		Direction: n.Direction, AuthorKind: n.AuthorKind, ContactID: n.ContactID, UserID: n.UserID,
+		From: cleanAddr(n.From), To: cleanAddrs(n.To), Cc: cleanAddrs(n.Cc),
+		Subject: clip(n.Subject, maxSubjectBytes), Text: clean(n.Text), HTML: clean(n.HTML),
+		Class: clip(n.Class, maxNameBytes), Mailbox: clip(n.Mailbox, maxHeaderBytes),
+		RawSize: len(n.Raw), CreatedAt: t.now,
+	}
+	var msgID *string
+	if m.MessageID != "" {
+		msgID = &m.MessageID
+	}
+	var rawData []byte
+	compression := compressionNone
+	if len(n.Raw) > 0 {
+		m.RawSHA256 = casedesk.RawDigest(n.Raw)
+		compression, rawData = t.db.compress(n.Raw)
+	}
+	from, err := json.Marshal(m.From)
+	to, err2 := json.Marshal(m.To)
+	cc, err3 := json.Marshal(m.Cc)
+	if err := errors.Join(err, err2, err3); err != nil {
+		return nil, nil, fmt.Errorf("encode addresses: %w", err)
+	}
+	return m, []any{m.TenantID, m.CaseID, msgID, m.RawSHA256, m.InReplyTo, m.References,
+		m.Direction, m.AuthorKind, nullID(m.ContactID), nullID(m.UserID), from, to, cc,
+		m.Subject, m.Text, m.HTML, m.Class, m.Mailbox, m.RawSize, t.now,
+		compression, rawData, n.CustomerVisible && n.AuthorKind == casedesk.AuthorAgent}, nil
+}
+
+func cleanAddr(a casedesk.Address) casedesk.Address {
+	return casedesk.Address{Name: clip(a.Name, maxNameBytes), Email: clip(a.Email, maxHeaderBytes)}
+}
+
+func cleanAddrs(in []casedesk.Address) []casedesk.Address {
+	out := make([]casedesk.Address, len(in))
+	for i, a := range in {
+		out[i] = cleanAddr(a)
+	}
+	return out
 }
 
 func cleanAll(ss []string) []string {
@@ -119,14 +167,13 @@ func cleanAll(ss []string) []string {
 	return out
 }
 
-// storeAttachments stores each attachment's content once per tenant (by
-// sha256) and links it to the message.
-func (t *tx) storeAttachments(ctx context.Context, tenantID, messageID int64, in []casedesk.NewAttachment) ([]casedesk.Attachment, error) {
+// queueAttachments queues, for each attachment, storing its content once
+// per tenant (by sha256) and linking it to the message.
+func (t *tx) queueAttachments(b *pgx.Batch, m *casedesk.Message, in []casedesk.NewAttachment) []casedesk.Attachment {
 	if len(in) == 0 {
-		return nil, nil
+		return nil
 	}
 	out := make([]casedesk.Attachment, len(in))
-	batch := &pgx.Batch{}
 	for i, a := range in {
 		sum := sha256.Sum256(a.Content)
 		ct := a.ContentType
@@ -136,25 +183,22 @@ func (t *tx) storeAttachments(ctx context.Context, tenantID, messageID int64, in
 		out[i] = casedesk.Attachment{Name: clip(a.Name, maxHeaderBytes), ContentType: clip(ct, maxNameBytes),
 			Size: int64(len(a.Content)), SHA256: sum[:], ContentID: clip(a.ContentID, maxHeaderBytes), Inline: a.Inline}
 		method, data := t.db.compress(a.Content)
-		batch.Queue(`INSERT INTO blobs (tenant_id, sha256, size, compression, data, created_at)
+		b.Queue(`INSERT INTO blobs (tenant_id, sha256, size, compression, data, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-			tenantID, out[i].SHA256, out[i].Size, method, data, t.now)
-		batch.Queue(`INSERT INTO attachments (tenant_id, message_id, position, sha256, name,
+			m.TenantID, out[i].SHA256, out[i].Size, method, data, t.now)
+		b.Queue(`INSERT INTO attachments (tenant_id, message_id, position, sha256, name,
 			content_type, content_id, inline, size) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			tenantID, messageID, i, out[i].SHA256, out[i].Name, out[i].ContentType,
+			m.TenantID, m.ID, i, out[i].SHA256, out[i].Name, out[i].ContentType,
 			out[i].ContentID, out[i].Inline, out[i].Size)
 	}
-	if err := t.tx.SendBatch(ctx, batch).Close(); err != nil {
-		return nil, wrap(err, "store attachments")
-	}
-	return out, nil
+	return out
 }
 
-func (t *tx) findDuplicate(ctx context.Context, tenantID int64, msgID *string, digest []byte) (*casedesk.Message, error) {
+func (t *tx) findDuplicate(ctx context.Context, tenantID int64, msgID string, digest []byte) (*casedesk.Message, error) {
 	var msgs []*casedesk.Message
 	var err error
-	if msgID != nil {
-		msgs, err = t.listMessages(ctx, "m.tenant_id = $1 AND m.message_id = $2", tenantID, *msgID)
+	if msgID != "" {
+		msgs, err = t.listMessages(ctx, "m.tenant_id = $1 AND m.message_id = $2", tenantID, clean(msgID))
 	} else {
 		msgs, err = t.listMessages(ctx, "m.tenant_id = $1 AND m.message_id IS NULL AND m.raw_sha256 = $2", tenantID, digest)
 	}

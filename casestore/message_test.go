@@ -245,3 +245,75 @@ func (f *fixture) messageCount(t *testing.T, caseID int64) int {
 	}
 	return rows
 }
+
+func TestAppendMessagesBatch(t *testing.T) {
+	f := newFixture(t)
+	c := f.newCase(t, "batch")
+	update(t, f.db, func(tx casedesk.Tx) error {
+		_, _, err := tx.AppendMessage(ctx(), f.inbound(c.ID, "old@x"))
+		return err
+	})
+	withAtt := f.inbound(c.ID, "att@x")
+	withAtt.Attachments = []casedesk.NewAttachment{{Name: "log.txt", Content: []byte("stack trace")}}
+	batch := []casedesk.NewMessage{
+		f.inbound(c.ID, "new-1@x"),
+		f.inbound(c.ID, "old@x"), // stored before
+		withAtt,
+		f.inbound(c.ID, "new-1@x"), // repeated within the batch
+	}
+	var res []casedesk.Appended
+	update(t, f.db, func(tx casedesk.Tx) (err error) {
+		res, err = tx.AppendMessages(ctx(), batch)
+		return err
+	})
+	var dups []bool
+	for _, r := range res {
+		dups = append(dups, r.Duplicate)
+	}
+	if fmt.Sprint(dups) != "[false true false true]" {
+		t.Fatalf("duplicate flags = %v", dups)
+	}
+	if res[3].Message.ID != res[0].Message.ID || res[1].Message.MessageID != "old@x" {
+		t.Errorf("duplicates do not point at the stored messages: %+v", res)
+	}
+	if len(res[2].Message.Attachments) != 1 || res[2].Message.Attachments[0].Size != 11 {
+		t.Errorf("attachments = %+v", res[2].Message.Attachments)
+	}
+	if n := f.messageCount(t, c.ID); n != 3 {
+		t.Fatalf("%d messages stored, want 3", n)
+	}
+}
+
+func TestViewRefusesWrites(t *testing.T) {
+	f := newFixture(t)
+	c := f.newCase(t, "read only")
+	writes := map[string]func(tx casedesk.Tx) error{
+		"AppendMessage": func(tx casedesk.Tx) error {
+			_, _, err := tx.AppendMessage(ctx(), f.inbound(c.ID, "view@x"))
+			return err
+		},
+		"ChangeStatus": func(tx casedesk.Tx) error {
+			_, err := tx.ChangeStatus(ctx(), f.tenant.ID, c.ID, casedesk.StatusOpen, casedesk.SystemActor)
+			return err
+		},
+		"CreateCase": func(tx casedesk.Tx) error {
+			_, err := tx.CreateCase(ctx(), casedesk.NewCase{TenantID: f.tenant.ID, RequesterID: f.requester.ID})
+			return err
+		},
+	}
+	for name, write := range writes {
+		if err := f.db.View(ctx(), write); err == nil {
+			t.Errorf("%s succeeded in a View", name)
+		}
+	}
+	if n := f.messageCount(t, c.ID); n != 0 {
+		t.Fatalf("a View wrote %d messages", n)
+	}
+	update(t, f.db, func(tx casedesk.Tx) error {
+		got, err := tx.FindCase(ctx(), f.tenant.ID, c.ID)
+		if err == nil && got.Status != casedesk.StatusNew {
+			err = fmt.Errorf("status changed in a View: %s", got.Status)
+		}
+		return err
+	})
+}
