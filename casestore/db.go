@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -67,7 +68,11 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 }
 
 func newDB(pool *pgxpool.Pool, opts ...Option) (*DB, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	// The fastest level costs about 3% in size against the default and
+	// halves the time (BENCHMARKS.md); one encoder per CPU lets concurrent
+	// writers compress in parallel.
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
