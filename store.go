@@ -99,9 +99,10 @@ type MessageOps interface {
 	// A caller that created a case for the message in this transaction
 	// should then roll back.
 	AppendMessage(ctx context.Context, n NewMessage) (m *Message, duplicate bool, err error)
-	// AppendMessages appends several messages as AppendMessage does, in
-	// a constant number of round trips to the database; results are in
-	// input order.
+	// AppendMessages appends several messages of one tenant as
+	// AppendMessage does, in a constant number of round trips to the
+	// database; results are in input order. A message repeated within the
+	// batch is stored once and reported as a duplicate the second time.
 	AppendMessages(ctx context.Context, ns []NewMessage) ([]Appended, error)
 	// FindMessagesByMessageIDs returns the stored messages among ids, with
 	// their cases, in no particular order; unknown ids are left out.

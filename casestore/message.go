@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,28 +18,43 @@ import (
 // ids than this is cut by the caller; the newest ids are the useful ones.
 const maxLookupIDs = 1000
 
-// appendMessageSQL inserts the message, its raw bytes and the case counters
-// in one round trip. ON CONFLICT covers both dedup indexes (Message-ID, and
-// raw sha256 for mail without one); when it fires, m is empty and nothing
-// else is written either.
-const appendMessageSQL = `
-WITH m AS (
+// appendMessagesSQL inserts a whole batch of messages of one tenant and
+// their raw bytes in one statement: per-statement overhead, not per-row
+// work, is what limits ingest (BENCHMARKS.md). ON CONFLICT covers both dedup
+// indexes (Message-ID, and raw sha256 for mail without one), also between
+// rows of the same batch. Inserted rows come back ordered by id, which
+// follows the input order.
+const appendMessagesSQL = `
+WITH input AS (
+	SELECT * FROM unnest($2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::text[],
+		$7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[],
+		$14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::integer[],
+		$20::text[], $21::bytea[])
+	WITH ORDINALITY AS i(case_id, message_id, raw_sha256, in_reply_to, refs, direction,
+		author_kind, contact_id, user_id, from_addr, to_addrs, cc_addrs, subject, text_body,
+		html_body, class, mailbox, raw_size, compression, data, ord)
+), m AS (
 	INSERT INTO messages (tenant_id, case_id, message_id, raw_sha256, in_reply_to, refs,
 		direction, author_kind, contact_id, user_id, from_addr, to_addrs, cc_addrs, subject,
 		text_body, html_body, class, mailbox, raw_size, created_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+	SELECT $1, case_id, message_id, raw_sha256, in_reply_to,
+		ARRAY(SELECT jsonb_array_elements_text(refs::jsonb)), direction, author_kind,
+		contact_id, user_id, from_addr::jsonb, to_addrs::jsonb, cc_addrs::jsonb, subject,
+		text_body, html_body, class, mailbox, raw_size, $22
+	FROM input ORDER BY ord
 	ON CONFLICT DO NOTHING
-	RETURNING id
+	RETURNING id, message_id, raw_sha256
 ), raw AS (
+	-- A row with raw bytes has a sha256, and an inserted row's key is
+	-- unique, so each inserted row meets the input row it came from.
 	INSERT INTO message_raw (tenant_id, message_id, compression, data)
-	SELECT $1, id, $21, $22 FROM m WHERE $22::bytea IS NOT NULL
-), c AS (
-	UPDATE cases SET message_count = message_count + 1, updated_at = $20,
-		last_agent_reply_at = CASE WHEN $23 THEN $20 ELSE last_agent_reply_at END,
-		first_response_at = CASE WHEN $23 THEN coalesce(first_response_at, $20) ELSE first_response_at END
-	WHERE tenant_id = $1 AND id = $2 AND EXISTS (SELECT 1 FROM m)
+	SELECT DISTINCT ON (m.id) $1, m.id, i.compression, i.data
+	FROM m JOIN input i ON i.raw_sha256 = m.raw_sha256
+		AND i.message_id IS NOT DISTINCT FROM m.message_id
+	WHERE i.data IS NOT NULL
+	ORDER BY m.id, i.ord
 )
-SELECT id FROM m`
+SELECT id, message_id, raw_sha256 FROM m ORDER BY id`
 
 // AppendMessage stores a message with its raw bytes and attachments, or
 // reports the stored duplicate; see casedesk.MessageOps.
@@ -50,70 +66,66 @@ func (t *tx) AppendMessage(ctx context.Context, n casedesk.NewMessage) (*casedes
 	return res[0].Message, res[0].Duplicate, nil
 }
 
-// AppendMessages appends messages with two round trips in all (messages,
-// then attachments) however many there are; see casedesk.MessageOps.
+// AppendMessages appends messages of one tenant; see casedesk.MessageOps.
+// It takes one round trip for the messages and raw bytes, one for the case
+// counters and, when there are any, one for the attachments.
 func (t *tx) AppendMessages(ctx context.Context, ns []casedesk.NewMessage) ([]casedesk.Appended, error) {
+	if len(ns) == 0 {
+		return nil, nil
+	}
 	out := make([]casedesk.Appended, len(ns))
-	b := &pgx.Batch{}
+	cols := newAppendColumns(len(ns))
 	for i := range ns {
 		n := &ns[i]
 		if err := n.Validate(); err != nil {
 			return nil, err
 		}
-		m, args, err := t.appendArgs(n)
+		if n.TenantID != ns[0].TenantID {
+			return nil, casedesk.Errorf(casedesk.EINVALID, "one batch holds messages of one tenant")
+		}
+		m, err := t.newStoredMessage(n, cols)
 		if err != nil {
 			return nil, err
 		}
 		out[i].Message = m
-		b.Queue(appendMessageSQL, args...)
 	}
-	if err := t.sendAppends(ctx, b, out); err != nil {
+	if err := t.insertMessages(ctx, ns[0].TenantID, cols, out); err != nil {
 		return nil, err
 	}
-	atts := &pgx.Batch{}
-	for i, r := range out {
-		if r.Duplicate {
-			m, err := t.findDuplicate(ctx, ns[i].TenantID, ns[i].MessageID, r.Message.RawSHA256)
-			if err != nil {
-				return nil, err
-			}
-			out[i].Message = m
-			continue
-		}
-		r.Message.Attachments = t.queueAttachments(atts, r.Message, ns[i].Attachments)
-	}
-	if atts.Len() == 0 {
-		return out, nil
-	}
-	res, err := t.batch(ctx, atts)
-	if err != nil {
+	if err := t.bumpCases(ctx, ns, out); err != nil {
 		return nil, err
 	}
-	return out, wrap(res.Close(), "store attachments")
+	return out, t.finishAppends(ctx, ns, out)
 }
 
-// sendAppends runs the queued inserts and records each message's ID, or
-// marks it a duplicate when the insert did nothing.
-func (t *tx) sendAppends(ctx context.Context, b *pgx.Batch, out []casedesk.Appended) error {
-	res, err := t.batch(ctx, b)
-	if err != nil {
-		return err
-	}
-	for i := range out {
-		err := res.QueryRow().Scan(&out[i].Message.ID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			out[i].Duplicate = true
-		} else if err != nil {
-			res.Close()
-			return wrap(err, "append message")
-		}
-	}
-	return wrap(res.Close(), "append message")
+// appendColumns are the per-column arrays of appendMessagesSQL.
+type appendColumns struct {
+	caseID, contactID, userID []*int64
+	messageID                 []*string
+	sha, data                 [][]byte
+	inReplyTo, refs, dir      []string
+	author, from, to, cc      []string
+	subject, text, html       []string
+	class, mailbox, comp      []string
+	rawSize                   []int32
 }
 
-// appendArgs cleans a new message into the stored form and the arguments
-// of appendMessageSQL.
-func (t *tx) appendArgs(n *casedesk.NewMessage) (*casedesk.Message, []any, error) {
+func newAppendColumns(n int) *appendColumns {
+	return &appendColumns{
+		caseID: make([]*int64, 0, n), contactID: make([]*int64, 0, n), userID: make([]*int64, 0, n),
+		messageID: make([]*string, 0, n), sha: make([][]byte, 0, n), data: make([][]byte, 0, n),
+	}
+}
+
+func (c *appendColumns) args(tenantID int64, now time.Time) []any {
+	return []any{tenantID, c.caseID, c.messageID, c.sha, c.inReplyTo, c.refs, c.dir, c.author,
+		c.contactID, c.userID, c.from, c.to, c.cc, c.subject, c.text, c.html, c.class,
+		c.mailbox, c.rawSize, c.comp, c.data, now}
+}
+
+// newStoredMessage cleans a new message into its stored form and adds it to
+// the column arrays.
+func (t *tx) newStoredMessage(n *casedesk.NewMessage, c *appendColumns) (*casedesk.Message, error) {
 	m := &casedesk.Message{
 		TenantID: n.TenantID, CaseID: n.CaseID, MessageID: clean(n.MessageID),
 		InReplyTo: clip(n.InReplyTo, maxHeaderBytes), References: cleanAll(n.References),
@@ -127,22 +139,151 @@ func (t *tx) appendArgs(n *casedesk.NewMessage) (*casedesk.Message, []any, error
 	if m.MessageID != "" {
 		msgID = &m.MessageID
 	}
-	var rawData []byte
-	compression := compressionNone
+	var data []byte
+	comp := compressionNone
 	if len(n.Raw) > 0 {
 		m.RawSHA256 = casedesk.RawDigest(n.Raw)
-		compression, rawData = t.db.compress(n.Raw)
+		comp, data = t.db.compress(n.Raw)
 	}
-	from, err := json.Marshal(m.From)
-	to, err2 := json.Marshal(m.To)
-	cc, err3 := json.Marshal(m.Cc)
-	if err := errors.Join(err, err2, err3); err != nil {
-		return nil, nil, fmt.Errorf("encode addresses: %w", err)
+	refs, err := json.Marshal(m.References)
+	from, err2 := json.Marshal(m.From)
+	to, err3 := json.Marshal(m.To)
+	cc, err4 := json.Marshal(m.Cc)
+	if err := errors.Join(err, err2, err3, err4); err != nil {
+		return nil, fmt.Errorf("encode message: %w", err)
 	}
-	return m, []any{m.TenantID, m.CaseID, msgID, m.RawSHA256, m.InReplyTo, m.References,
-		m.Direction, m.AuthorKind, nullID(m.ContactID), nullID(m.UserID), from, to, cc,
-		m.Subject, m.Text, m.HTML, m.Class, m.Mailbox, m.RawSize, t.now,
-		compression, rawData, n.CustomerVisible && n.AuthorKind == casedesk.AuthorAgent}, nil
+	c.caseID = append(c.caseID, &m.CaseID)
+	c.messageID = append(c.messageID, msgID)
+	c.sha, c.data = append(c.sha, m.RawSHA256), append(c.data, data)
+	c.inReplyTo, c.refs = append(c.inReplyTo, m.InReplyTo), append(c.refs, string(refs))
+	c.dir, c.author = append(c.dir, string(m.Direction)), append(c.author, string(m.AuthorKind))
+	c.contactID, c.userID = append(c.contactID, nullID(m.ContactID)), append(c.userID, nullID(m.UserID))
+	c.from, c.to, c.cc = append(c.from, string(from)), append(c.to, string(to)), append(c.cc, string(cc))
+	c.subject, c.text, c.html = append(c.subject, m.Subject), append(c.text, m.Text), append(c.html, m.HTML)
+	c.class, c.mailbox = append(c.class, m.Class), append(c.mailbox, m.Mailbox)
+	c.rawSize, c.comp = append(c.rawSize, int32(m.RawSize)), append(c.comp, comp)
+	return m, nil
+}
+
+// insertMessages runs appendMessagesSQL and gives each input its ID, or
+// marks it a duplicate. Inserted rows are returned in input order; an input
+// was inserted when the returned rows hold its key and no earlier input had
+// the same key. Notes without Message-ID and raw bytes have no key and are
+// always inserted.
+func (t *tx) insertMessages(ctx context.Context, tenantID int64, cols *appendColumns, out []casedesk.Appended) error {
+	rows, err := t.tx.Query(ctx, appendMessagesSQL, cols.args(tenantID, t.now)...)
+	if err != nil {
+		return wrap(err, "append messages")
+	}
+	type inserted struct {
+		id  int64
+		key string
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (inserted, error) {
+		var row inserted
+		var msgID *string
+		var sha []byte
+		err := r.Scan(&row.id, &msgID, &sha)
+		row.key = messageKey(msgID, sha)
+		return row, err
+	})
+	if err != nil {
+		return wrap(err, "append messages")
+	}
+	insertedKeys := make(map[string]bool, len(got))
+	for _, g := range got {
+		if g.key != "" {
+			insertedKeys[g.key] = true
+		}
+	}
+	next := 0
+	for i := range out {
+		key := messageKey(cols.messageID[i], cols.sha[i])
+		if key != "" && !insertedKeys[key] {
+			out[i].Duplicate = true
+			continue
+		}
+		delete(insertedKeys, key) // a later input with this key is a duplicate
+		if next >= len(got) || got[next].key != key {
+			return fmt.Errorf("append messages: inserted rows do not match the input")
+		}
+		out[i].Message.ID = got[next].id
+		next++
+	}
+	return nil
+}
+
+// messageKey is what deduplicates a message: its Message-ID, or without
+// one its raw sha256; "" when it has neither.
+func messageKey(msgID *string, sha []byte) string {
+	switch {
+	case msgID != nil:
+		return "id:" + *msgID
+	case sha != nil:
+		return "sha:" + string(sha)
+	}
+	return ""
+}
+
+// bumpCases adds the inserted messages to their cases' counters, one row
+// update per case, in ID order so concurrent batches lock alike.
+func (t *tx) bumpCases(ctx context.Context, ns []casedesk.NewMessage, out []casedesk.Appended) error {
+	counts := map[int64]int32{}
+	visible := map[int64]bool{}
+	for i, r := range out {
+		if r.Duplicate {
+			continue
+		}
+		counts[ns[i].CaseID]++
+		visible[ns[i].CaseID] = visible[ns[i].CaseID] ||
+			ns[i].CustomerVisible && ns[i].AuthorKind == casedesk.AuthorAgent
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	ids := make([]int64, 0, len(counts))
+	for id := range counts {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	ns32 := make([]int32, len(ids))
+	vis := make([]bool, len(ids))
+	for i, id := range ids {
+		ns32[i], vis[i] = counts[id], visible[id]
+	}
+	_, err := t.tx.Exec(ctx, `
+		UPDATE cases c SET message_count = c.message_count + d.n, updated_at = $5,
+			last_agent_reply_at = CASE WHEN d.visible THEN $5 ELSE c.last_agent_reply_at END,
+			first_response_at = CASE WHEN d.visible THEN coalesce(c.first_response_at, $5) ELSE c.first_response_at END
+		FROM unnest($2::bigint[], $3::integer[], $4::boolean[]) AS d(case_id, n, visible)
+		WHERE c.tenant_id = $1 AND c.id = d.case_id`,
+		out[0].Message.TenantID, ids, ns32, vis, t.now)
+	return wrap(err, "count messages")
+}
+
+// finishAppends reads back the stored duplicates and stores the attachments
+// of the inserted messages.
+func (t *tx) finishAppends(ctx context.Context, ns []casedesk.NewMessage, out []casedesk.Appended) error {
+	atts := &pgx.Batch{}
+	for i, r := range out {
+		if r.Duplicate {
+			m, err := t.findDuplicate(ctx, ns[i].TenantID, r.Message.MessageID, r.Message.RawSHA256)
+			if err != nil {
+				return err
+			}
+			out[i].Message = m
+			continue
+		}
+		r.Message.Attachments = t.queueAttachments(atts, r.Message, ns[i].Attachments)
+	}
+	if atts.Len() == 0 {
+		return nil
+	}
+	res, err := t.batch(ctx, atts)
+	if err != nil {
+		return err
+	}
+	return wrap(res.Close(), "store attachments")
 }
 
 func cleanAddr(a casedesk.Address) casedesk.Address {

@@ -255,11 +255,19 @@ func TestAppendMessagesBatch(t *testing.T) {
 	})
 	withAtt := f.inbound(c.ID, "att@x")
 	withAtt.Attachments = []casedesk.NewAttachment{{Name: "log.txt", Content: []byte("stack trace")}}
+	note := casedesk.NewMessage{TenantID: f.tenant.ID, CaseID: c.ID, Direction: casedesk.Note,
+		AuthorKind: casedesk.AuthorAgent, Text: "call them back"}
+	noID := f.inbound(c.ID, "")
+	noID.MessageID, noID.Raw = "", []byte("Subject: no id\r\n\r\nbody\r\n")
 	batch := []casedesk.NewMessage{
 		f.inbound(c.ID, "new-1@x"),
 		f.inbound(c.ID, "old@x"), // stored before
 		withAtt,
 		f.inbound(c.ID, "new-1@x"), // repeated within the batch
+		note,
+		noID,
+		note, // notes have no key: both are stored
+		noID, // same bytes without a Message-ID: a duplicate
 	}
 	var res []casedesk.Appended
 	update(t, f.db, func(tx casedesk.Tx) (err error) {
@@ -270,8 +278,12 @@ func TestAppendMessagesBatch(t *testing.T) {
 	for _, r := range res {
 		dups = append(dups, r.Duplicate)
 	}
-	if fmt.Sprint(dups) != "[false true false true]" {
+	if fmt.Sprint(dups) != "[false true false true false false false true]" {
 		t.Fatalf("duplicate flags = %v", dups)
+	}
+	if res[7].Message.ID != res[5].Message.ID || res[4].Message.ID == res[6].Message.ID {
+		t.Errorf("keyless notes or raw duplicates mismatched: %d %d %d %d",
+			res[4].Message.ID, res[5].Message.ID, res[6].Message.ID, res[7].Message.ID)
 	}
 	if res[3].Message.ID != res[0].Message.ID || res[1].Message.MessageID != "old@x" {
 		t.Errorf("duplicates do not point at the stored messages: %+v", res)
@@ -279,8 +291,16 @@ func TestAppendMessagesBatch(t *testing.T) {
 	if len(res[2].Message.Attachments) != 1 || res[2].Message.Attachments[0].Size != 11 {
 		t.Errorf("attachments = %+v", res[2].Message.Attachments)
 	}
-	if n := f.messageCount(t, c.ID); n != 3 {
-		t.Fatalf("%d messages stored, want 3", n)
+	if n := f.messageCount(t, c.ID); n != 6 {
+		t.Fatalf("%d messages stored, want 6", n)
+	}
+	var raw []byte
+	update(t, f.db, func(tx casedesk.Tx) (err error) {
+		raw, err = tx.RawMessage(ctx(), f.tenant.ID, res[5].Message.ID)
+		return err
+	})
+	if string(raw) != string(noID.Raw) {
+		t.Errorf("raw of the message without Message-ID = %q", raw)
 	}
 }
 
