@@ -110,6 +110,8 @@ func (n *NewMessage) Validate() error {
 		return Errorf(EINVALID, "inbound mail must keep its raw bytes")
 	case len(n.MessageID) > MaxMessageIDLen:
 		return Errorf(EINVALID, "message-id longer than %d bytes", MaxMessageIDLen)
+	case n.CustomerVisible && n.MessageID == "":
+		return Errorf(EINVALID, "mail the customer sees needs a Message-ID")
 	}
 	return nil
 }

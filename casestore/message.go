@@ -29,10 +29,10 @@ WITH input AS (
 	SELECT * FROM unnest($2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::text[],
 		$7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[],
 		$14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::integer[],
-		$20::text[], $21::bytea[])
+		$20::text[], $21::bytea[], $23::boolean[])
 	WITH ORDINALITY AS i(case_id, message_id, raw_sha256, in_reply_to, refs, direction,
 		author_kind, contact_id, user_id, from_addr, to_addrs, cc_addrs, subject, text_body,
-		html_body, class, mailbox, raw_size, compression, data, ord)
+		html_body, class, mailbox, raw_size, compression, data, visible, ord)
 ), m AS (
 	INSERT INTO messages (tenant_id, case_id, message_id, raw_sha256, in_reply_to, refs,
 		direction, author_kind, contact_id, user_id, from_addr, to_addrs, cc_addrs, subject,
@@ -43,7 +43,7 @@ WITH input AS (
 		text_body, html_body, class, mailbox, raw_size, $22
 	FROM input ORDER BY ord
 	ON CONFLICT DO NOTHING
-	RETURNING id, message_id, raw_sha256
+	RETURNING id, case_id, message_id, raw_sha256
 ), raw AS (
 	-- A row with raw bytes has a sha256, and an inserted row's key is
 	-- unique, so each inserted row meets the input row it came from.
@@ -53,6 +53,18 @@ WITH input AS (
 		AND i.message_id IS NOT DISTINCT FROM m.message_id
 	WHERE i.data IS NOT NULL
 	ORDER BY m.id, i.ord
+), counts AS (
+	-- Customer-visible agent messages always carry a Message-ID
+	-- (NewMessage.Validate), so they are found by it.
+	SELECT m.case_id, count(*) AS n,
+		bool_or(EXISTS (SELECT 1 FROM input i WHERE i.message_id = m.message_id AND i.visible)) AS visible
+	FROM m GROUP BY m.case_id
+), bump AS (
+	UPDATE cases c SET message_count = c.message_count + counts.n, updated_at = $22,
+		last_agent_reply_at = CASE WHEN counts.visible THEN $22 ELSE c.last_agent_reply_at END,
+		first_response_at = CASE WHEN counts.visible THEN coalesce(c.first_response_at, $22)
+			ELSE c.first_response_at END
+	FROM counts WHERE c.tenant_id = $1 AND c.id = counts.case_id
 )
 SELECT id, message_id, raw_sha256 FROM m ORDER BY id`
 
@@ -67,8 +79,8 @@ func (t *tx) AppendMessage(ctx context.Context, n casedesk.NewMessage) (*casedes
 }
 
 // AppendMessages appends messages of one tenant; see casedesk.MessageOps.
-// It takes one round trip for the messages and raw bytes, one for the case
-// counters and, when there are any, one for the attachments.
+// It takes one round trip for the messages, their raw bytes and the case
+// counters and, when there are any, one more for the attachments.
 func (t *tx) AppendMessages(ctx context.Context, ns []casedesk.NewMessage) ([]casedesk.Appended, error) {
 	if len(ns) == 0 {
 		return nil, nil
@@ -92,9 +104,6 @@ func (t *tx) AppendMessages(ctx context.Context, ns []casedesk.NewMessage) ([]ca
 	if err := t.insertMessages(ctx, ns[0].TenantID, cols, out); err != nil {
 		return nil, err
 	}
-	if err := t.bumpCases(ctx, ns, out); err != nil {
-		return nil, err
-	}
 	return out, t.finishAppends(ctx, ns, out)
 }
 
@@ -108,6 +117,7 @@ type appendColumns struct {
 	subject, text, html       []string
 	class, mailbox, comp      []string
 	rawSize                   []int32
+	visible                   []bool
 }
 
 func newAppendColumns(n int) *appendColumns {
@@ -120,7 +130,7 @@ func newAppendColumns(n int) *appendColumns {
 func (c *appendColumns) args(tenantID int64, now time.Time) []any {
 	return []any{tenantID, c.caseID, c.messageID, c.sha, c.inReplyTo, c.refs, c.dir, c.author,
 		c.contactID, c.userID, c.from, c.to, c.cc, c.subject, c.text, c.html, c.class,
-		c.mailbox, c.rawSize, c.comp, c.data, now}
+		c.mailbox, c.rawSize, c.comp, c.data, now, c.visible}
 }
 
 // newStoredMessage cleans a new message into its stored form and adds it to
@@ -162,6 +172,7 @@ func (t *tx) newStoredMessage(n *casedesk.NewMessage, c *appendColumns) (*casede
 	c.subject, c.text, c.html = append(c.subject, m.Subject), append(c.text, m.Text), append(c.html, m.HTML)
 	c.class, c.mailbox = append(c.class, m.Class), append(c.mailbox, m.Mailbox)
 	c.rawSize, c.comp = append(c.rawSize, int32(m.RawSize)), append(c.comp, comp)
+	c.visible = append(c.visible, n.CustomerVisible && n.AuthorKind == casedesk.AuthorAgent)
 	return m, nil
 }
 
@@ -223,42 +234,6 @@ func messageKey(msgID *string, sha []byte) string {
 		return "sha:" + string(sha)
 	}
 	return ""
-}
-
-// bumpCases adds the inserted messages to their cases' counters, one row
-// update per case, in ID order so concurrent batches lock alike.
-func (t *tx) bumpCases(ctx context.Context, ns []casedesk.NewMessage, out []casedesk.Appended) error {
-	counts := map[int64]int32{}
-	visible := map[int64]bool{}
-	for i, r := range out {
-		if r.Duplicate {
-			continue
-		}
-		counts[ns[i].CaseID]++
-		visible[ns[i].CaseID] = visible[ns[i].CaseID] ||
-			ns[i].CustomerVisible && ns[i].AuthorKind == casedesk.AuthorAgent
-	}
-	if len(counts) == 0 {
-		return nil
-	}
-	ids := make([]int64, 0, len(counts))
-	for id := range counts {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	ns32 := make([]int32, len(ids))
-	vis := make([]bool, len(ids))
-	for i, id := range ids {
-		ns32[i], vis[i] = counts[id], visible[id]
-	}
-	_, err := t.tx.Exec(ctx, `
-		UPDATE cases c SET message_count = c.message_count + d.n, updated_at = $5,
-			last_agent_reply_at = CASE WHEN d.visible THEN $5 ELSE c.last_agent_reply_at END,
-			first_response_at = CASE WHEN d.visible THEN coalesce(c.first_response_at, $5) ELSE c.first_response_at END
-		FROM unnest($2::bigint[], $3::integer[], $4::boolean[]) AS d(case_id, n, visible)
-		WHERE c.tenant_id = $1 AND c.id = d.case_id`,
-		out[0].Message.TenantID, ids, ns32, vis, t.now)
-	return wrap(err, "count messages")
 }
 
 // finishAppends reads back the stored duplicates and stores the attachments

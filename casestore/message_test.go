@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/casedesk/casedesk"
@@ -336,4 +337,50 @@ func TestViewRefusesWrites(t *testing.T) {
 		}
 		return err
 	})
+}
+
+func TestAgentReplyMovesCaseClock(t *testing.T) {
+	now := time.Date(2026, 9, 1, 10, 0, 0, 0, time.UTC)
+	f := newFixture(t, casestoreClock(&now))
+	c := f.newCase(t, "clock")
+	agentMsg := func(id string, dir casedesk.Direction, visible bool) casedesk.NewMessage {
+		return casedesk.NewMessage{TenantID: f.tenant.ID, CaseID: c.ID, MessageID: id, Direction: dir,
+			AuthorKind: casedesk.AuthorAgent, Text: "hello", CustomerVisible: visible}
+	}
+	find := func() *casedesk.Case {
+		var got *casedesk.Case
+		update(t, f.db, func(tx casedesk.Tx) (err error) {
+			got, err = tx.FindCase(ctx(), f.tenant.ID, c.ID)
+			return err
+		})
+		return got
+	}
+	now = now.Add(time.Hour)
+	update(t, f.db, func(tx casedesk.Tx) error {
+		_, err := tx.AppendMessages(ctx(), []casedesk.NewMessage{agentMsg("", casedesk.Note, false), f.inbound(c.ID, "cust@x")})
+		return err
+	})
+	if got := find(); !got.LastAgentReplyAt.IsZero() || !got.FirstResponseAt.IsZero() || got.MessageCount != 2 || !got.UpdatedAt.Equal(now) {
+		t.Fatalf("after a note and customer mail: %+v", got)
+	}
+	replied := now.Add(time.Hour)
+	now = replied
+	update(t, f.db, func(tx casedesk.Tx) error {
+		_, _, err := tx.AppendMessage(ctx(), agentMsg("reply-1@acme.example", casedesk.Outbound, true))
+		return err
+	})
+	now = now.Add(time.Hour)
+	update(t, f.db, func(tx casedesk.Tx) error {
+		_, _, err := tx.AppendMessage(ctx(), f.inbound(c.ID, "cust-2@x"))
+		return err
+	})
+	got := find()
+	if !got.LastAgentReplyAt.Equal(replied) || !got.FirstResponseAt.Equal(replied) || got.MessageCount != 4 {
+		t.Fatalf("agent reply clock = %v, first response %v, count %d; want %v", got.LastAgentReplyAt, got.FirstResponseAt, got.MessageCount, replied)
+	}
+	err := f.db.Update(ctx(), func(tx casedesk.Tx) error {
+		_, _, err := tx.AppendMessage(ctx(), agentMsg("", casedesk.Outbound, true))
+		return err
+	})
+	wantCode(t, err, casedesk.EINVALID)
 }
