@@ -53,7 +53,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	}
 	// Every statement here is a short, parameterised index lookup or write,
 	// for which replanning on each execution (PostgreSQL's custom plans)
-	// costs more than running it: a Message-ID lookup went from 550 to 150
+	// costs more than running it: a Message-ID lookup went from 550 to 150-250
 	// microseconds at p50 (BENCHMARKS.md). The URL may still override it.
 	if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
 		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
