@@ -4,6 +4,7 @@
 package ingest
 
 import (
+	"strings"
 	"time"
 
 	"github.com/casedesk/casedesk"
@@ -37,6 +38,14 @@ type Message struct {
 	XAutoResponseSuppress string
 	ThreadIndex           string
 	ThreadTopic           string
+	// FailedRecipients is Exim's X-Failed-Recipients, on its plain-text
+	// bounces.
+	FailedRecipients []string
+	// Headers holds every header, decoded, for configurable rules.
+	Headers map[string][]string
+	// Delivery is the delivery status report of a multipart/report
+	// bounce; nil for other mail.
+	Delivery *DeliveryReport
 
 	// Text is the plain-text body, derived from the HTML when the mail has
 	// no text part. HTML is sanitised for safe display.
@@ -57,4 +66,33 @@ type Attachment struct {
 	Inline      bool
 	Content     []byte
 	SHA256      [32]byte
+}
+
+// DeliveryReport is what a delivery status notification says about the
+// first recipient it reports on.
+type DeliveryReport struct {
+	OriginalMessageID string // of the mail that bounced, from its headers
+	Recipient         string // the address that failed
+	Action            string // failed, delayed, delivered, relayed, expanded
+	Status            string // e.g. 5.1.1
+	Diagnostic        string
+}
+
+// Failed reports whether the delivery failed for good.
+func (d *DeliveryReport) Failed() bool { return strings.EqualFold(d.Action, "failed") }
+
+// headerValue reports whether a header is present with the value
+// (compared case-insensitively), or present at all when value is "".
+func (m *Message) headerValue(name, value string) bool {
+	for k, vs := range m.Headers {
+		if !strings.EqualFold(k, name) {
+			continue
+		}
+		for _, v := range vs {
+			if value == "" || strings.EqualFold(strings.TrimSpace(v), value) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jhillyerd/enmime/v2"
+	"github.com/jhillyerd/enmime/v2/dsn"
 	"github.com/microcosm-cc/bluemonday"
 
 	"github.com/casedesk/casedesk"
@@ -78,6 +79,7 @@ func (p *Parser) Parse(raw []byte) (*Message, error) {
 			m.Attachments = append(m.Attachments, attachment(part, part.ContentID != ""))
 		}
 	}
+	m.Delivery = deliveryReport(env.Root)
 	for _, e := range env.Errors {
 		m.Warnings = append(m.Warnings, e.Error())
 	}
@@ -96,6 +98,10 @@ func attachment(p *enmime.Part, inline bool) Attachment {
 }
 
 func readHeaders(env *enmime.Envelope, m *Message) {
+	m.Headers = make(map[string][]string)
+	for _, k := range env.GetHeaderKeys() {
+		m.Headers[k] = env.GetHeaderValues(k)
+	}
 	m.MessageID = firstID(env.GetHeader("Message-ID"))
 	m.InReplyTo = parseIDList(env.GetHeader("In-Reply-To"))
 	m.References = parseIDList(strings.Join(env.GetHeaderValues("References"), " "))
@@ -130,6 +136,71 @@ func readHeaders(env *enmime.Envelope, m *Message) {
 	m.XAutoResponseSuppress = strings.TrimSpace(env.GetHeader("X-Auto-Response-Suppress"))
 	m.ThreadIndex = strings.TrimSpace(env.GetHeader("Thread-Index"))
 	m.ThreadTopic = strings.TrimSpace(env.GetHeader("Thread-Topic"))
+	for _, v := range env.GetHeaderValues("X-Failed-Recipients") {
+		for _, a := range strings.Split(v, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				m.FailedRecipients = append(m.FailedRecipients, a)
+			}
+		}
+	}
+}
+
+// deliveryReport reads a multipart/report delivery status notification.
+// The original message may come whole (message/rfc822) or as its headers
+// only (text/rfc822-headers, which Postfix and Exchange send).
+func deliveryReport(root *enmime.Part) *DeliveryReport {
+	if root == nil {
+		return nil
+	}
+	rep, err := dsn.ParseReport(root)
+	if err != nil || rep == nil || len(rep.DeliveryStatus.RecipientDSNs) == 0 {
+		return nil
+	}
+	r := rep.DeliveryStatus.RecipientDSNs[0]
+	for _, f := range rep.DeliveryStatus.RecipientDSNs {
+		if dsn.IsFailed(f) {
+			r = f // report the failure when there are several recipients
+			break
+		}
+	}
+	d := &DeliveryReport{
+		Recipient:  addressField(r.Get("Final-Recipient")),
+		Action:     strings.ToLower(strings.TrimSpace(r.Get("Action"))),
+		Status:     strings.TrimSpace(r.Get("Status")),
+		Diagnostic: strings.TrimSpace(r.Get("Diagnostic-Code")),
+	}
+	if d.Recipient == "" {
+		d.Recipient = addressField(r.Get("Original-Recipient"))
+	}
+	original := rep.OriginalMessage
+	for p := root.FirstChild; original == nil && p != nil; p = p.NextSibling {
+		if p.ContentType == "text/rfc822-headers" {
+			original = p.Content
+		}
+	}
+	d.OriginalMessageID = headerMessageID(original)
+	return d
+}
+
+// addressField strips the address type of a DSN field: "rfc822; a@b" -> "a@b".
+func addressField(v string) string {
+	if _, addr, ok := strings.Cut(v, ";"); ok {
+		v = addr
+	}
+	return strings.Trim(strings.TrimSpace(v), "<>")
+}
+
+// headerMessageID finds the Message-ID in the header block of a quoted
+// original message.
+func headerMessageID(raw []byte) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(append(bytes.TrimLeft(raw, "\r\n"), '\r', '\n', '\r', '\n')))
+	if err != nil {
+		return ""
+	}
+	return firstID(msg.Header.Get("Message-Id"))
 }
 
 // addresses reads an address header. A list that net/mail cannot parse as

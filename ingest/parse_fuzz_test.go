@@ -4,15 +4,18 @@ import (
 	"crypto/sha256"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
 
-// FuzzParse feeds arbitrary bytes to the parser: it must never panic, and a
-// parsed message must have text the store can hold and attachments whose
-// hashes match their content.
+// FuzzParse feeds arbitrary bytes to the parser and the classifier: neither
+// may panic, a parsed message's attachments must match their hashes, and
+// the classifier must never allow answering automatic or looping mail.
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob(filepath.Join("testdata", "*.eml"))
+	more, _ := filepath.Glob(filepath.Join("testdata", "classify", "*.eml"))
+	seeds = append(seeds, more...)
 	for _, s := range seeds {
 		raw, err := os.ReadFile(s)
 		if err != nil {
@@ -37,6 +40,14 @@ func FuzzParse(f *testing.F) {
 			if a.SHA256 != sha(a.Content) {
 				t.Fatalf("attachment hash mismatch")
 			}
+		}
+		c := testClassifier.Classify(m)
+		if c.MayAutoReply && (c.Class != ClassNormal || m.AutoSubmitted != "" && !strings.EqualFold(strings.TrimSpace(m.AutoSubmitted), "no") ||
+			m.ListID != "" || m.XAutoResponseSuppress != "") {
+			t.Fatalf("may auto-reply to %s mail (%s)", c.Class, c.Reason)
+		}
+		if (c.Class == ClassBounce) != (c.Bounce != nil) || (c.Class == ClassErrorReport) != (c.Report != nil) {
+			t.Fatalf("class %s without its details", c.Class)
 		}
 	})
 }
