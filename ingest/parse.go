@@ -31,7 +31,8 @@ type Parser struct {
 }
 
 // NewParser returns a parser with the given size limit (0: the default).
-func NewParser(maxSize int) *Parser {
+// Extra enmime options follow the defaults (BENCHMARKS.md compares them).
+func NewParser(maxSize int, opts ...enmime.Option) *Parser {
 	// User-generated-content policy: formatting, links and images stay,
 	// scripts, styles that can hide content, forms and event handlers go.
 	// cid: images refer to inline parts of the same message.
@@ -41,7 +42,7 @@ func NewParser(maxSize int) *Parser {
 	policy.AddTargetBlankToFullyQualifiedLinks(true)
 	return &Parser{
 		MaxSize: maxSize,
-		mime:    enmime.NewParser(enmime.SkipMalformedParts(true)),
+		mime:    enmime.NewParser(append([]enmime.Option{enmime.SkipMalformedParts(true)}, opts...)...),
 		policy:  policy,
 	}
 }
