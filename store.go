@@ -36,6 +36,7 @@ type Tx interface {
 	MessageOps
 	OutboxOps
 	CheckpointOps
+	QuarantineOps
 	AuditOps
 }
 
@@ -140,6 +141,21 @@ type CheckpointOps interface {
 	// SaveCheckpoint stores a checkpoint. Within one UIDVALIDITY the last UID
 	// only moves forward; a new UIDVALIDITY replaces it.
 	SaveCheckpoint(ctx context.Context, cp MailboxCheckpoint) error
+}
+
+// QuarantineOps keep mail that could not be processed, raw, so nothing is
+// ever dropped.
+type QuarantineOps interface {
+	// QuarantineMessage stores raw mail with the error. The same bytes
+	// quarantined again (a refetch after a crash) return the stored entry.
+	QuarantineMessage(ctx context.Context, q QuarantinedMessage) (*QuarantinedMessage, error)
+	// ListQuarantine returns unresolved entries, newest first, before the
+	// entry beforeID (0: from the newest).
+	ListQuarantine(ctx context.Context, tenantID int64, limit int, beforeID int64) ([]*QuarantinedMessage, error)
+	// QuarantinedRaw returns an entry with its raw bytes.
+	QuarantinedRaw(ctx context.Context, tenantID, id int64) (*QuarantinedMessage, error)
+	// ResolveQuarantine marks an entry done (its retry succeeded).
+	ResolveQuarantine(ctx context.Context, tenantID, id int64) error
 }
 
 // AuditOps write and read the audit log.

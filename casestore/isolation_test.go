@@ -9,14 +9,15 @@ import (
 
 // objects are one of everything a tenant owns.
 type objects struct {
-	tenantID  int64
-	contact   *casedesk.Contact
-	account   *casedesk.Account
-	user      *casedesk.User
-	kase      *casedesk.Case
-	message   *casedesk.Message
-	outbox    *casedesk.OutboxItem
-	attachSHA []byte
+	tenantID   int64
+	contact    *casedesk.Contact
+	account    *casedesk.Account
+	user       *casedesk.User
+	kase       *casedesk.Case
+	message    *casedesk.Message
+	outbox     *casedesk.OutboxItem
+	attachSHA  []byte
+	quarantine *casedesk.QuarantinedMessage
 }
 
 func populate(t *testing.T, f *fixture, tag string) objects {
@@ -43,6 +44,10 @@ func populate(t *testing.T, f *fixture, tag string) objects {
 			return err
 		}
 		if _, err = tx.AppendAudit(ctx(), casedesk.AuditEntry{TenantID: f.tenant.ID, Action: "case.read", TargetKind: "case", TargetID: "1"}); err != nil {
+			return err
+		}
+		if o.quarantine, err = tx.QuarantineMessage(ctx(), casedesk.QuarantinedMessage{TenantID: f.tenant.ID,
+			Mailbox: "INBOX", Error: "bad", Raw: []byte("broken mail of " + tag)}); err != nil {
 			return err
 		}
 		return tx.SaveCheckpoint(ctx(), casedesk.MailboxCheckpoint{TenantID: f.tenant.ID, Mailbox: "INBOX", UIDValidity: 1, LastUID: 5})
@@ -120,6 +125,11 @@ func TestTenantIsolation(t *testing.T) {
 			}
 			return one(cp, err)
 		}},
+		{"ListQuarantine", func(tx casedesk.Tx, id int64) (int, error) {
+			qs, err := tx.ListQuarantine(ctx(), id, 100, 0)
+			return countIf(qs, func(q *casedesk.QuarantinedMessage) bool { return q.ID == b.quarantine.ID }), err
+		}},
+		{"QuarantinedRaw", func(tx casedesk.Tx, id int64) (int, error) { return one(tx.QuarantinedRaw(ctx(), id, b.quarantine.ID)) }},
 		{"ListAudit", func(tx casedesk.Tx, id int64) (int, error) {
 			es, err := tx.ListAudit(ctx(), id, casedesk.AuditFilter{})
 			return countIf(es, func(e *casedesk.AuditEntry) bool { return e.TenantID == b.tenantID }), err
