@@ -46,22 +46,6 @@ func nullID(id int64) *int64 {
 	return &id
 }
 
-// nullTime maps the zero time to SQL NULL.
-func nullTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-// idOf reads a nullable ID scanned into a pointer.
-func idOf(p *int64) int64 {
-	if p == nil {
-		return 0
-	}
-	return *p
-}
-
 // timeOf reads a nullable timestamp scanned into a pointer.
 func timeOf(p *time.Time) time.Time {
 	if p == nil {
