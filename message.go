@@ -96,9 +96,11 @@ type NewMessage struct {
 func (n *NewMessage) Validate() error {
 	n.MessageID = NormalizeMessageID(n.MessageID)
 	n.InReplyTo = NormalizeMessageID(n.InReplyTo)
+	refs := make([]string, len(n.References)) // the caller's slice stays as it was
 	for i, r := range n.References {
-		n.References[i] = NormalizeMessageID(r)
+		refs[i] = NormalizeMessageID(r)
 	}
+	n.References = refs
 	switch {
 	case n.TenantID == 0 || n.CaseID == 0:
 		return Errorf(EINVALID, "tenant and case are required")
@@ -159,7 +161,6 @@ type NewAttachment struct {
 	ContentID   string
 	Inline      bool
 	Content     []byte
-	Size        int64 // filled from Content by the store
 }
 
 // MessageRef is the narrow view of a stored message that threading needs:

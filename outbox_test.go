@@ -93,3 +93,18 @@ func (w *wrapErr) Unwrap() error { return w.err }
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+func TestNewMessageValidateKeepsCallersReferences(t *testing.T) {
+	refs := []string{"<a@x>", " <b@y> "}
+	n := casedesk.NewMessage{TenantID: 1, CaseID: 2, Direction: casedesk.Note, AuthorKind: casedesk.AuthorAgent,
+		MessageID: "<m@x>", References: refs}
+	if err := n.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if n.MessageID != "m@x" || n.References[0] != "a@x" || n.References[1] != "b@y" {
+		t.Errorf("normalised: %q %q", n.MessageID, n.References)
+	}
+	if refs[0] != "<a@x>" || refs[1] != " <b@y> " {
+		t.Errorf("Validate rewrote the caller's slice: %q", refs)
+	}
+}
