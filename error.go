@@ -14,6 +14,10 @@ const (
 	EUNAUTHORIZED = "unauthorized"
 	EFORBIDDEN    = "forbidden"
 	EINTERNAL     = "internal"
+	// EUNAVAILABLE means a dependency (the database) cannot be reached right
+	// now; the same request may succeed later. Nothing about the input is
+	// wrong, so mail that met it is retried, never quarantined.
+	EUNAVAILABLE = "unavailable"
 )
 
 // Error is an application error with a machine-readable code and a message

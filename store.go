@@ -21,6 +21,24 @@ type Store interface {
 	View(ctx context.Context, fn func(tx Tx) error) error
 }
 
+// Locker hands out named locks that every replica sharing the database
+// respects, so that exactly one of them runs a given mailbox poller or job.
+type Locker interface {
+	// TryLock takes the lock called name if no one holds it, and returns
+	// nil, nil if someone does. The lock lasts until Release, or until the
+	// lease's Lost channel closes because the session that held it ended.
+	TryLock(ctx context.Context, name string) (Lease, error)
+}
+
+// Lease is a held lock.
+type Lease interface {
+	// Lost is closed when the lock is no longer held for sure (the
+	// connection holding it failed), so the holder must stop.
+	Lost() <-chan struct{}
+	// Release gives the lock up; calling it again does nothing.
+	Release()
+}
+
 // Tx is one transaction. Every tenant-scoped operation takes the tenant's ID
 // and never sees another tenant's rows: an object of another tenant is
 // ENOTFOUND, exactly like one that does not exist.

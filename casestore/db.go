@@ -29,6 +29,8 @@ type DB struct {
 	// maxRetries bounds re-runs of a transaction after a serialisation
 	// failure or deadlock.
 	maxRetries int
+	// lockCheck is how often a held advisory lock checks its connection.
+	lockCheck time.Duration
 }
 
 var _ casedesk.Store = (*DB)(nil)
@@ -39,6 +41,10 @@ type Option func(*DB)
 // WithClock replaces the wall clock, for tests and one-shot jobs run "as of"
 // another time.
 func WithClock(now func() time.Time) Option { return func(db *DB) { db.now = now } }
+
+// WithLockCheck sets how often a held lock checks its connection (5 s by
+// default); a lost connection is noticed within about this time.
+func WithLockCheck(every time.Duration) Option { return func(db *DB) { db.lockCheck = every } }
 
 // Open connects to the database at url and checks that it answers. A URL
 // without connect_timeout gets 5 seconds, so an unreachable server fails
@@ -89,7 +95,7 @@ func newDB(pool *pgxpool.Pool, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}
-	db := &DB{pool: pool, now: time.Now, enc: enc, dec: dec, maxRetries: 5}
+	db := &DB{pool: pool, now: time.Now, enc: enc, dec: dec, maxRetries: 5, lockCheck: lockCheckInterval}
 	for _, o := range opts {
 		o(db)
 	}
@@ -107,7 +113,7 @@ func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
 
 // Update runs fn in a read-write transaction; see casedesk.Store.
 func (db *DB) Update(ctx context.Context, fn func(casedesk.Tx) error) error {
-	return db.run(ctx, pgx.TxOptions{}, fn)
+	return unavailable(db.run(ctx, pgx.TxOptions{}, fn))
 }
 
 // View runs fn on one connection without a transaction: each statement
@@ -117,10 +123,10 @@ func (db *DB) Update(ctx context.Context, fn func(casedesk.Tx) error) error {
 func (db *DB) View(ctx context.Context, fn func(casedesk.Tx) error) error {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("acquire connection: %w", err)
+		return unavailable(fmt.Errorf("acquire connection: %w", err))
 	}
 	defer conn.Release()
-	return fn(&tx{tx: readOnly{conn}, db: db, now: db.clock()})
+	return unavailable(fn(&tx{tx: readOnly{conn}, db: db, now: db.clock()}))
 }
 
 // readOnly runs SELECT statements on a pooled connection and refuses any
