@@ -259,13 +259,13 @@ func (r *recorder) timesHanded(id string) int {
 
 // pollerEnv is a tenant in the package database plus an IMAP server.
 type pollerEnv struct {
-	t      *testing.T
+	t      testing.TB
 	db     *casestore.DB
 	tenant *casedesk.Tenant
 	imap   *testIMAP
 }
 
-func newPollerEnv(t *testing.T, o imapOptions) *pollerEnv {
+func newPollerEnv(t testing.TB, o imapOptions) *pollerEnv {
 	t.Helper()
 	db := casestoretest.Open(t, casestore.WithLockCheck(100*time.Millisecond))
 	var tenant *casedesk.Tenant
