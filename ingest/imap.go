@@ -318,7 +318,12 @@ func (p *Poller) dispose(c *imapclient.Client, batch []*Fetched, disp Dispositio
 	}
 	var set imap.UIDSet
 	for _, m := range batch {
-		set.AddNum(imap.UID(m.UID))
+		if !m.leaveOnServer {
+			set.AddNum(imap.UID(m.UID))
+		}
+	}
+	if len(set) == 0 {
+		return nil
 	}
 	if disp == DispositionSeen {
 		err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()

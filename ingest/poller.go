@@ -24,6 +24,10 @@ type Fetched struct {
 	InternalDate time.Time
 	Size         int64
 	Raw          []byte
+
+	// leaveOnServer marks a message that could not even be quarantined:
+	// it is neither flagged nor moved.
+	leaveOnServer bool
 }
 
 // Processor stores fetched mail.
@@ -270,7 +274,11 @@ func (p *Poller) process(ctx context.Context, batch []*Fetched) (err error) {
 }
 
 // quarantine stores a message that could not be processed, raw, with the
-// reason. If that fails too, the store is the problem, not the message.
+// reason. If that fails because the store is down, the store is the
+// problem, not the message, and the error stops the batch. If the store
+// refuses the message itself (it is empty, or too large even to keep), the
+// message is left on the server untouched, for a person to look at, and
+// the poller goes on.
 func (p *Poller) quarantine(ctx context.Context, m *Fetched, cause error) error {
 	var q *casedesk.QuarantinedMessage
 	err := p.store.Update(ctx, func(tx casedesk.Tx) (err error) {
@@ -278,10 +286,16 @@ func (p *Poller) quarantine(ctx context.Context, m *Fetched, cause error) error 
 			TenantID: p.cfg.TenantID, Mailbox: p.name, UID: m.UID, Error: cause.Error(), Raw: m.Raw})
 		return err
 	})
-	if err != nil {
+	switch {
+	case err == nil:
+		p.log.Warn("message quarantined", "uid", m.UID, "quarantine_id", q.ID, "size", len(m.Raw), "error", cause)
+		return nil
+	case ctx.Err() != nil || outage(err) || casedesk.ErrorCode(err) == casedesk.EINTERNAL:
 		return fmt.Errorf("quarantine uid %d (%v): %w", m.UID, cause, err)
 	}
-	p.log.Warn("message quarantined", "uid", m.UID, "quarantine_id", q.ID, "size", len(m.Raw), "error", cause)
+	m.leaveOnServer = true
+	p.log.Error("message can be neither stored nor quarantined; left unflagged on the server",
+		"uid", m.UID, "size", len(m.Raw), "error", cause, "quarantine_error", err)
 	return nil
 }
 

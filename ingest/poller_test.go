@@ -420,3 +420,47 @@ func TestPollerStopsPromptlyWhileIdle(t *testing.T) {
 		t.Errorf("Run took %v to return after cancel while idling", d)
 	}
 }
+
+// refusingStore refuses to quarantine anything, as PostgreSQL does for a
+// value it cannot store (a message over its 1 GB limit).
+type refusingStore struct{ casedesk.Store }
+
+type refusingTx struct{ casedesk.Tx }
+
+func (s refusingStore) Update(ctx context.Context, fn func(casedesk.Tx) error) error {
+	return s.Store.Update(ctx, func(tx casedesk.Tx) error { return fn(refusingTx{tx}) })
+}
+
+func (refusingTx) QuarantineMessage(context.Context, casedesk.QuarantinedMessage) (*casedesk.QuarantinedMessage, error) {
+	return nil, casedesk.Errorf(casedesk.EINVALID, "value not storable")
+}
+
+func TestPollerLeavesUnstorableMailOnTheServer(t *testing.T) {
+	e := newPollerEnv(t, imapOptions{})
+	ids := e.imap.appendMessages(t, "INBOX", 0, 5)
+	rec := newRecorder()
+	rec.fail = func(m *Fetched, id string) error {
+		if id == ids[2] {
+			return &MessageError{UID: m.UID, Err: errors.New("cannot store this one")}
+		}
+		return nil
+	}
+	cfg := e.config()
+	r := e.start(cfg, refusingStore{e.db}, rec, fastOptions())
+	waitFor(t, 10*time.Second, "checkpoint past the unstorable message", func() bool {
+		cp := e.checkpoint(cfg.Name())
+		return cp != nil && cp.LastUID == 5
+	})
+	r.stop(t)
+	if rec.storedCount() != 4 {
+		t.Errorf("stored %d, want the 4 others", rec.storedCount())
+	}
+	inbox := e.imap.mailbox(t, "INBOX")
+	if len(inbox) != 5 {
+		t.Fatalf("INBOX holds %d, want all 5", len(inbox))
+	}
+	if inbox[ids[2]] {
+		t.Error("the message that could not be kept was flagged \\Seen; it must stay for a person to see")
+	}
+	wantSeen(t, e, rec.storedSet())
+}
