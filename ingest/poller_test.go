@@ -464,3 +464,72 @@ func TestPollerLeavesUnstorableMailOnTheServer(t *testing.T) {
 	}
 	wantSeen(t, e, rec.storedSet())
 }
+
+func TestRunAllPollsEveryMailbox(t *testing.T) {
+	e := newPollerEnv(t, imapOptions{})
+	if err := e.imap.user.Create("Billing", nil); err != nil {
+		t.Fatal(err)
+	}
+	support := e.imap.appendMessages(t, "INBOX", 0, 20)
+	billing := e.imap.appendMessages(t, "Billing", 20, 10)
+	rec := newRecorder()
+	var pollers []*Poller
+	for _, folder := range []string{"INBOX", "Billing"} {
+		cfg := e.config()
+		cfg.Folder = folder
+		p, err := NewPoller(cfg, e.db, e.db, rec, fastOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pollers = append(pollers, p)
+	}
+	if pollers[0].Name() == pollers[1].Name() {
+		t.Fatalf("two folders share the checkpoint name %q", pollers[0].Name())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		RunAll(ctx, pollers...)
+		close(done)
+	}()
+	waitFor(t, 10*time.Second, "both mailboxes read", func() bool { return rec.storedCount() == 30 })
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("RunAll did not return after cancel")
+	}
+	wantAllOnce(t, rec, append(support, billing...))
+	for _, p := range pollers {
+		if cp := e.checkpoint(p.Name()); cp == nil || cp.LastUID == 0 {
+			t.Errorf("%s: checkpoint %+v", p.Name(), cp)
+		}
+	}
+}
+
+func TestBackoffGrowsWithJitterUpToTheCap(t *testing.T) {
+	p := &Poller{opts: PollerOptions{MinBackoff: time.Second, MaxBackoff: time.Minute}}
+	tests := []struct {
+		failures int
+		lo, hi   time.Duration
+	}{
+		{1, 500 * time.Millisecond, time.Second},
+		{2, time.Second, 2 * time.Second},
+		{4, 4 * time.Second, 8 * time.Second},
+		{7, 30 * time.Second, time.Minute}, // 64 s capped at 60 s
+		{100, 30 * time.Second, time.Minute},
+	}
+	for _, tt := range tests {
+		seen := map[time.Duration]bool{}
+		for range 200 {
+			d := p.backoff(tt.failures)
+			if d < tt.lo || d > tt.hi {
+				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", tt.failures, d, tt.lo, tt.hi)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 10 {
+			t.Errorf("backoff(%d) took only %d distinct values in 200 draws: no jitter", tt.failures, len(seen))
+		}
+	}
+}
