@@ -107,6 +107,23 @@ type CaseOps interface {
 	ListParticipants(ctx context.Context, tenantID, caseID int64) ([]*Contact, error)
 	AddEvent(ctx context.Context, e Event) (*Event, error)
 	ListEvents(ctx context.Context, tenantID, caseID int64) ([]*Event, error)
+	// FindCasesByNumbers returns the tenant's cases with these numbers, in
+	// no particular order; unknown numbers are left out. One round trip.
+	FindCasesByNumbers(ctx context.Context, tenantID int64, numbers []int64) ([]*Case, error)
+	// FindCasesByIDs returns the tenant's cases with these IDs, in no
+	// particular order; unknown IDs are left out. One round trip.
+	FindCasesByIDs(ctx context.Context, tenantID int64, ids []int64) ([]*Case, error)
+	// ParticipantEmails returns, for each of the cases, the lower-cased
+	// email addresses of its participants (the requester included), and
+	// the email domains of its account, in one round trip. Cases that do
+	// not exist are left out of the map.
+	ParticipantEmails(ctx context.Context, tenantID int64, caseIDs []int64) (map[int64]CaseParties, error)
+	// FindErrorCase returns the newest case with this error fingerprint
+	// that is neither solved nor closed; ENOTFOUND if there is none.
+	FindErrorCase(ctx context.Context, tenantID int64, fingerprint string) (*Case, error)
+	// AddOccurrence counts one more occurrence of a case's error report and
+	// writes an "occurrence" event; ENOTFOUND for an unknown case.
+	AddOccurrence(ctx context.Context, tenantID, caseID int64, by Actor) error
 }
 
 // MessageOps store mail and notes.
