@@ -1,0 +1,220 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/casedesk/casedesk"
+	"github.com/casedesk/casedesk/threading"
+)
+
+// ProcessorOptions configure a StoreProcessor.
+type ProcessorOptions struct {
+	// Parser parses raw mail; NewParser(0) when nil.
+	Parser *Parser
+	// Classifier holds the rules shared by all tenants; each tenant's
+	// support address is added to SupportAddresses.
+	Classifier ClassifierConfig
+	// TenantTTL is how long tenant settings are cached (default 1 minute).
+	TenantTTL time.Duration
+	Logger    *slog.Logger
+}
+
+// StoreProcessor is the Processor of casedesk: it parses and classifies a
+// batch of mail, looks up what threading needs, lets threading.Decide, and
+// writes everything of the batch (messages, cases, contacts, events,
+// outbox rows) in one transaction.
+type StoreProcessor struct {
+	store  casedesk.Store
+	parser *Parser
+	opts   ProcessorOptions
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	tenants map[int64]*tenantInfo
+}
+
+var _ Processor = (*StoreProcessor)(nil)
+
+// tenantInfo is what processing needs of a tenant, cached.
+type tenantInfo struct {
+	tenant     *casedesk.Tenant
+	tokens     threading.Tokens
+	classifier *Classifier
+	ours       []string
+	loaded     time.Time
+}
+
+// NewStoreProcessor returns the processor writing into store.
+func NewStoreProcessor(store casedesk.Store, opts ProcessorOptions) *StoreProcessor {
+	if opts.Parser == nil {
+		opts.Parser = NewParser(0)
+	}
+	if opts.TenantTTL <= 0 {
+		opts.TenantTTL = time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &StoreProcessor{store: store, parser: opts.Parser, opts: opts, log: opts.Logger,
+		tenants: map[int64]*tenantInfo{}}
+}
+
+// Process implements Processor.
+func (p *StoreProcessor) Process(ctx context.Context, batch []*Fetched) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	ti, err := p.tenant(ctx, batch[0].TenantID)
+	if err != nil {
+		return err
+	}
+	items, err := p.parseAll(ti, batch)
+	if err != nil {
+		return err
+	}
+	// Another transaction (another mailbox of the tenant, say) may store
+	// one of these messages after this one looked: the batch is then
+	// decided again, knowing those are stored.
+	known := map[uint32]bool{}
+	for attempt := 0; ; attempt++ {
+		err = p.store.Update(ctx, func(tx casedesk.Tx) error {
+			return newBatchRun(p, ti, tx, known).apply(ctx, items)
+		})
+		var raced *racedError
+		if !errors.As(err, &raced) || attempt == 3 {
+			return err
+		}
+		for _, uid := range raced.uids {
+			known[uid] = true
+		}
+	}
+}
+
+// item is one message of a batch, parsed and classified.
+type item struct {
+	f     *Fetched
+	m     *Message
+	class Classification
+}
+
+// parseAll parses and classifies the batch on every core. The first
+// message that cannot be parsed is named in a MessageError, so the poller
+// quarantines it and hands over the rest again.
+func (p *StoreProcessor) parseAll(ti *tenantInfo, batch []*Fetched) ([]item, error) {
+	items := make([]item, len(batch))
+	errs := make([]error, len(batch))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(runtime.GOMAXPROCS(0), len(batch)) {
+		wg.Go(func() {
+			for i := range next {
+				m, err := p.parser.Parse(batch[i].Raw)
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				items[i] = item{f: batch[i], m: m, class: ti.classifier.Classify(m)}
+			}
+		})
+	}
+	for i := range batch {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return nil, &MessageError{UID: batch[i].UID, Err: err}
+		}
+	}
+	return items, nil
+}
+
+// tenant returns the tenant's settings, cached for TenantTTL.
+func (p *StoreProcessor) tenant(ctx context.Context, id int64) (*tenantInfo, error) {
+	p.mu.Lock()
+	ti := p.tenants[id]
+	p.mu.Unlock()
+	if ti != nil && time.Since(ti.loaded) < p.opts.TenantTTL {
+		return ti, nil
+	}
+	var t *casedesk.Tenant
+	err := p.store.View(ctx, func(tx casedesk.Tx) (err error) {
+		t, err = tx.FindTenant(ctx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load tenant %d: %w", id, err)
+	}
+	cfg := p.opts.Classifier
+	ours := append([]string{t.SupportAddress}, cfg.SupportAddresses...)
+	cfg.SupportAddresses = ours
+	ti = &tenantInfo{tenant: t, tokens: threading.NewTokens(t.ID, t.TokenSecret), classifier: NewClassifier(cfg),
+		ours: ours, loaded: time.Now()}
+	p.mu.Lock()
+	p.tenants[id] = ti
+	p.mu.Unlock()
+	return ti, nil
+}
+
+// outboundMessageID makes the Message-ID of an outbox item on a case: our
+// token plus a random sequence, in the support address's domain.
+func outboundMessageID(ti *tenantInfo, caseNumber int64) string {
+	var b [8]byte
+	rand.Read(b[:])
+	seq := int64(binary.BigEndian.Uint64(b[:]) >> 20) // 44 bits, positive
+	domain := casedesk.EmailDomain(ti.tenant.SupportAddress)
+	if domain == "" {
+		domain = "casedesk.invalid"
+	}
+	return ti.tokens.MessageID(caseNumber, seq, domain)
+}
+
+// threadingKind maps a classification onto threading's kinds.
+func threadingKind(c Class) threading.Kind {
+	switch c {
+	case ClassAutoReply:
+		return threading.KindAutoReply
+	case ClassBounce:
+		return threading.KindBounce
+	case ClassBulk:
+		return threading.KindBulk
+	case ClassLoop:
+		return threading.KindLoop
+	case ClassErrorReport:
+		return threading.KindErrorReport
+	}
+	return threading.KindNormal
+}
+
+// firstLine is the first non-empty line of a text body.
+func firstLine(text string) string {
+	for line := range strings.Lines(text) {
+		if l := strings.TrimSpace(line); l != "" {
+			return l
+		}
+	}
+	return ""
+}
+
+// emails returns the lower-cased addresses of a list.
+func emails(lists ...[]casedesk.Address) []string {
+	var out []string
+	for _, l := range lists {
+		for _, a := range l {
+			if e := strings.ToLower(strings.TrimSpace(a.Email)); e != "" {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
