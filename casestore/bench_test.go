@@ -10,7 +10,6 @@ package casestore_test
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -50,10 +49,7 @@ const (
 
 // loadedMessageID is the Message-ID the loader gave message k (1-based) of
 // case number n; the SQL in loadBigTenant computes the same string.
-func loadedMessageID(n, k int) string {
-	sum := md5.Sum(fmt.Appendf(nil, "%d.%d", n, k))
-	return hex.EncodeToString(sum[:]) + "@" + loadDomain
-}
+func loadedMessageID(n, k int) string { return casestoretest.HistoryMessageID(n, k, loadDomain) }
 
 var (
 	bigOnce   sync.Once
@@ -104,73 +100,9 @@ func loadBigTenant(url string) (int64, error) {
 		return 0, err
 	}
 
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
+	if err := casestoretest.LoadHistory(ctx, url, tenantID, contactID, loadCases, loadMessagesPerCase, loadDomain); err != nil {
 		return 0, err
 	}
-	defer conn.Close(ctx)
-	// Cases are an hour apart, ending now; message k of a case is k-1
-	// minutes after it was opened. Odd messages come from the customer,
-	// even ones are agent replies. Each message refers to the first and the
-	// previous one of its case, as mail clients do. The text body is ~1 KB,
-	// like the append benchmark's; raw bytes are left out, as lookups never
-	// read them.
-	mid := func(k string) string {
-		return `md5(c.number || '.' || ` + k + `) || '@` + loadDomain + `'`
-	}
-	steps := []struct {
-		what string
-		sql  string
-		args []any
-	}{
-		{"cases", `
-			INSERT INTO cases (tenant_id, number, subject, status, priority, category, requester_id,
-				message_count, created_at, updated_at)
-			SELECT $1, g, 'Printer on floor ' || g % 40 || ' prints blank pages (ref ' || g || ')',
-				'open', 'normal', 'email', $2, $3::int,
-				ts, ts + make_interval(mins => $3::int - 1)
-			FROM generate_series(1, $4::int) g,
-				LATERAL (SELECT now() - make_interval(hours => $4::int - g) AS ts) t`,
-			[]any{tenantID, contactID, loadMessagesPerCase, loadCases}},
-		{"case counter", `UPDATE case_counters SET last_number = $2 WHERE tenant_id = $1`,
-			[]any{tenantID, loadCases}},
-		{"participants", `
-			INSERT INTO case_participants (tenant_id, case_id, contact_id, added_at)
-			SELECT tenant_id, id, requester_id, created_at FROM cases WHERE tenant_id = $1`,
-			[]any{tenantID}},
-		{"messages", `
-			INSERT INTO messages (tenant_id, case_id, message_id, in_reply_to, refs, direction,
-				author_kind, contact_id, from_addr, to_addrs, subject, text_body, class, mailbox,
-				raw_size, created_at)
-			SELECT c.tenant_id, c.id, ` + mid("k") + `,
-				CASE WHEN k > 1 THEN ` + mid("k - 1") + ` ELSE '' END,
-				CASE WHEN k > 1 THEN ARRAY[` + mid("1") + `, ` + mid("k - 1") + `] ELSE '{}' END,
-				CASE WHEN k % 2 = 1 THEN 'inbound' ELSE 'outbound' END,
-				CASE WHEN k % 2 = 1 THEN 'customer' ELSE 'agent' END,
-				CASE WHEN k % 2 = 1 THEN c.requester_id END,
-				CASE WHEN k % 2 = 1 THEN '{"name": "Alice Customer", "email": "alice@customer.example"}'
-					ELSE '{"email": "support@bench.example"}' END::jsonb,
-				CASE WHEN k % 2 = 1 THEN '[{"email": "support@bench.example"}]'
-					ELSE '[{"name": "Alice Customer", "email": "alice@customer.example"}]' END::jsonb,
-				'Re: ' || c.subject,
-				repeat(md5(c.number || ':' || k) || ' ', 31),
-				'normal', CASE WHEN k % 2 = 1 THEN 'INBOX' ELSE '' END,
-				4200, c.created_at + make_interval(mins => k - 1)
-			FROM cases c CROSS JOIN generate_series(1, $2::int) k
-			WHERE c.tenant_id = $1
-			ORDER BY c.id, k`,
-			[]any{tenantID, loadMessagesPerCase}},
-		// Vacuum too, not only analyze: a table in production has long been
-		// vacuumed, and the first reads of fresh rows would otherwise pay for
-		// setting hint bits.
-		{"vacuum", `VACUUM (ANALYZE) cases, case_participants, messages`, nil},
-	}
-	for _, s := range steps {
-		if _, err := conn.Exec(ctx, s.sql, s.args...); err != nil {
-			return 0, fmt.Errorf("%s: %w", s.what, err)
-		}
-	}
-	checkpoint(ctx, conn)
 	return tenantID, nil
 }
 
