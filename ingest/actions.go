@@ -14,7 +14,7 @@ import (
 // (and a contact), the other people on the mail its participants.
 func (r *batchRun) newCase(ctx context.Context, it item, tm threading.Message, d threading.Decision) error {
 	m := it.m
-	requester, err := r.tx.UpsertContact(ctx, r.tenantID(), senderAddress(m))
+	requester, err := r.contact(ctx, senderAddress(m))
 	if err != nil {
 		return fmt.Errorf("requester: %w", err)
 	}
@@ -87,7 +87,7 @@ func (r *batchRun) appendTo(ctx context.Context, it item, d threading.Decision) 
 		userID = r.agents[strings.ToLower(m.From.Email)].ID
 		actor.UserID = userID
 	} else {
-		contact, err := r.tx.UpsertContact(ctx, r.tenantID(), senderAddress(m))
+		contact, err := r.contact(ctx, senderAddress(m))
 		if err != nil {
 			return fmt.Errorf("sender: %w", err)
 		}
@@ -173,7 +173,7 @@ func (r *batchRun) addParticipants(ctx context.Context, caseID int64, m *Message
 		if !casedesk.ValidEmail(a) {
 			continue
 		}
-		c, err := r.tx.UpsertContact(ctx, r.tenantID(), casedesk.Address{Email: a, Name: names[a]})
+		c, err := r.contact(ctx, casedesk.Address{Email: a, Name: names[a]})
 		if err != nil {
 			return fmt.Errorf("participant %s: %w", a, err)
 		}

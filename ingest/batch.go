@@ -28,10 +28,11 @@ type batchRun struct {
 	byNumber map[int64]*casedesk.Case
 	byID     map[int64]*casedesk.Case
 	parties  map[int64]casedesk.CaseParties
-	agents   map[string]*casedesk.User // sender -> agent, nil if none
-	acks     map[string]int            // sender -> acknowledgements in the last hour
-	errCases map[string]*casedesk.Case // fingerprint -> open error case, nil if none
-	inBatch  map[string]int64          // Message-ID -> case, for mail earlier in the batch
+	agents   map[string]*casedesk.User    // sender -> agent, nil if none
+	acks     map[string]int               // sender -> acknowledgements in the last hour
+	errCases map[string]*casedesk.Case    // fingerprint -> open error case, nil if none
+	contacts map[string]*casedesk.Contact // lower-cased email -> contact
+	inBatch  map[string]int64             // Message-ID -> case, for mail earlier in the batch
 	pending  []pendingMessage
 }
 
@@ -48,7 +49,8 @@ func newBatchRun(p *StoreProcessor, ti *tenantInfo, tx casedesk.Tx, known map[ui
 		stored: map[string]bool{}, refs: map[string]casedesk.MessageRef{},
 		byNumber: map[int64]*casedesk.Case{}, byID: map[int64]*casedesk.Case{}, parties: map[int64]casedesk.CaseParties{},
 		agents: map[string]*casedesk.User{}, acks: map[string]int{}, errCases: map[string]*casedesk.Case{},
-		inBatch: map[string]int64{}}
+		contacts: map[string]*casedesk.Contact{},
+		inBatch:  map[string]int64{}}
 }
 
 func (r *batchRun) tenantID() int64 { return r.ti.tenant.ID }
@@ -63,14 +65,21 @@ func (e *racedError) Error() string {
 
 // apply stores the batch.
 func (r *batchRun) apply(ctx context.Context, items []item) error {
+	stats := &r.p.stats
+	start := time.Now()
 	if err := r.preload(ctx, items); err != nil {
 		return err
 	}
+	stats.lookup.Add(int64(time.Since(start)))
+	start = time.Now()
 	for _, it := range items {
 		if err := r.one(ctx, it); err != nil {
 			return &MessageError{UID: it.f.UID, Err: err}
 		}
 	}
+	stats.write.Add(int64(time.Since(start)))
+	start = time.Now()
+	defer func() { stats.appendMsgs.Add(int64(time.Since(start))) }()
 	return r.flush(ctx)
 }
 
@@ -394,6 +403,21 @@ func (r *batchRun) queue(it item, caseID int64, d threading.Decision, author cas
 		r.inBatch[m.MessageID] = caseID
 	}
 	r.pending = append(r.pending, pendingMessage{it: it, nm: nm, after: after})
+}
+
+// contact returns the contact of an address, creating it if needed, once
+// per batch: most of a batch's mail comes from few senders.
+func (r *batchRun) contact(ctx context.Context, addr casedesk.Address) (*casedesk.Contact, error) {
+	key := strings.ToLower(addr.Email)
+	if c := r.contacts[key]; c != nil && (c.Name != "" || addr.Name == "") {
+		return c, nil
+	}
+	c, err := r.tx.UpsertContact(ctx, r.tenantID(), addr)
+	if err != nil {
+		return nil, err
+	}
+	r.contacts[key] = c
+	return c, nil
 }
 
 func first(s []string) string {

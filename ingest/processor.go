@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/casedesk/casedesk"
@@ -40,6 +41,38 @@ type StoreProcessor struct {
 
 	mu      sync.Mutex
 	tenants map[int64]*tenantInfo
+
+	stats stageTimes
+}
+
+// ProcessorStats are cumulative processing times by stage.
+type ProcessorStats struct {
+	Messages int64
+	// Parse is MIME parsing and classification (on all cores, so wall time).
+	Parse time.Duration
+	// Lookup is the batched lookups before deciding.
+	Lookup time.Duration
+	// Write is deciding and writing contacts, cases, events and outbox
+	// rows, message by message, with the lookups only some messages need.
+	Write time.Duration
+	// Append is the one AppendMessages call per batch.
+	Append time.Duration
+	// Commit is the rest of the transaction: BEGIN, COMMIT and retries.
+	Commit time.Duration
+}
+
+type stageTimes struct {
+	messages                                      atomic.Int64
+	parse, lookup, write, appendMsgs, transaction atomic.Int64
+}
+
+// Stats returns the processing times so far.
+func (p *StoreProcessor) Stats() ProcessorStats {
+	s := &p.stats
+	inTx := time.Duration(s.lookup.Load() + s.write.Load() + s.appendMsgs.Load())
+	return ProcessorStats{Messages: s.messages.Load(), Parse: time.Duration(s.parse.Load()),
+		Lookup: time.Duration(s.lookup.Load()), Write: time.Duration(s.write.Load()),
+		Append: time.Duration(s.appendMsgs.Load()), Commit: time.Duration(s.transaction.Load()) - inTx}
 }
 
 var _ Processor = (*StoreProcessor)(nil)
@@ -69,7 +102,7 @@ func NewStoreProcessor(store casedesk.Store, opts ProcessorOptions) *StoreProces
 }
 
 // Process implements Processor.
-func (p *StoreProcessor) Process(ctx context.Context, batch []*Fetched) error {
+func (p *StoreProcessor) Process(ctx context.Context, batch []*Fetched) (err error) {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -77,10 +110,19 @@ func (p *StoreProcessor) Process(ctx context.Context, batch []*Fetched) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	items, err := p.parseAll(ti, batch)
 	if err != nil {
 		return err
 	}
+	p.stats.parse.Add(int64(time.Since(start)))
+	start = time.Now()
+	defer func() {
+		p.stats.transaction.Add(int64(time.Since(start)))
+		if err == nil {
+			p.stats.messages.Add(int64(len(batch)))
+		}
+	}()
 	// Another transaction (another mailbox of the tenant, say) may store
 	// one of these messages after this one looked: the batch is then
 	// decided again, knowing those are stored.
