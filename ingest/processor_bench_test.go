@@ -181,7 +181,9 @@ func BenchmarkProcessor(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 			after := pb.proc.Stats()
-			per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(after.Messages-before.Messages) }
+			per := func(d time.Duration) float64 {
+				return float64(d.Microseconds()) / float64(after.Messages-before.Messages)
+			}
 			b.ReportMetric(per(after.Parse-before.Parse), "parse-us/msg")
 			b.ReportMetric(per(after.Lookup-before.Lookup), "lookup-us/msg")
 			b.ReportMetric(per(after.Write-before.Write), "write-us/msg")

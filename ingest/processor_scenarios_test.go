@@ -365,6 +365,11 @@ func TestProcessorScenarios(t *testing.T) {
 		{"agent reply on a closed case is relayed, the case stays closed", onCase(closed, func(e *procEnv, c *casedesk.Case) []email {
 			return []email{agentMail("ag6@acme.example", "Re: Printer", "", ourAck(e, c))}
 		}), agentOn("ag6@acme.example", closed, 1, casedesk.Inbound)},
+		{"agent writing from a plus-address, in capitals, is still an agent", onCase(open, func(e *procEnv, c *casedesk.Case) []email {
+			m := agentMail("ag9@acme.example", "Re: Printer", "", ourAck(e, c))
+			m.From = "Alex <ALEX+support@Acme.Example>"
+			return []email{m}
+		}), agentOn("ag9@acme.example", pending, 1, casedesk.Inbound)},
 		{"agent may use a subject tag", onCase(open, func(e *procEnv, c *casedesk.Case) []email {
 			return []email{agentMail("ag7@acme.example", "[Case #1] update", "", "")}
 		}), agentOn("ag7@acme.example", pending, 1, casedesk.Inbound)},
