@@ -97,7 +97,7 @@ func (r *batchRun) preload(ctx context.Context, items []item) error {
 		if b := it.class.Bounce; b != nil && b.OriginalMessageID != "" {
 			ids = append(ids, b.OriginalMessageID)
 		}
-		numbers = append(numbers, r.candidateNumbers(m)...)
+		numbers = append(numbers, it.cand.all()...)
 	}
 	refs, err := r.tx.FindMessagesByMessageIDs(ctx, r.tenantID(), dedupe(ids))
 	if err != nil {
@@ -117,25 +117,6 @@ func (r *batchRun) preload(ctx context.Context, items []item) error {
 		return err
 	}
 	return nil
-}
-
-// candidateNumbers are the case numbers a message's tokens and tag name.
-func (r *batchRun) candidateNumbers(m *Message) []int64 {
-	nums := r.ti.tokens.CasesInReferences(first(m.InReplyTo), m.References)
-	for _, a := range append(emails(m.To, m.Cc), m.DeliveredTo...) {
-		if n, ok := r.ti.tokens.CaseFromAddress(a); ok {
-			nums = append(nums, n)
-		}
-	}
-	if n, ok := threading.FindTag(m.Subject, r.ti.tenant.Settings.TagPrefix()); ok {
-		nums = append(nums, n)
-	}
-	if m.Delivery != nil {
-		if n, ok := r.ti.tokens.CaseFromMessageID(m.Delivery.OriginalMessageID); ok {
-			nums = append(nums, n)
-		}
-	}
-	return nums
 }
 
 func (r *batchRun) loadCases(ctx context.Context, numbers, ids []int64) error {
@@ -211,11 +192,8 @@ func (r *batchRun) facts(ctx context.Context, it item, tm threading.Message) (th
 	f := threading.Facts{OurAddresses: r.ti.ours, AckLimit: r.ti.tenant.Settings.AckLimit()}
 	_, earlier := r.inBatch[m.MessageID]
 	f.Duplicate = r.known[it.f.UID] || m.MessageID != "" && (r.stored[m.MessageID] || earlier)
-	for _, n := range r.ti.tokens.CasesInReferences(tm.InReplyTo, tm.References) {
-		if c := r.byNumber[n]; c != nil {
-			f.TokenCase = r.threadingCase(c)
-			break
-		}
+	if c := r.firstCase(it.cand.tokens); c != nil {
+		f.TokenCase = r.threadingCase(c)
 	}
 	for _, id := range threading.RefOrder(tm.InReplyTo, tm.References) {
 		if c := r.caseOfMessage(id); c != nil {
@@ -223,21 +201,18 @@ func (r *batchRun) facts(ctx context.Context, it item, tm threading.Message) (th
 			break
 		}
 	}
-	for _, a := range append(emails(m.To, m.Cc), m.DeliveredTo...) {
-		if n, ok := r.ti.tokens.CaseFromAddress(a); ok && r.byNumber[n] != nil {
-			f.AddressCase = r.threadingCase(r.byNumber[n])
-			break
-		}
+	if c := r.firstCase(it.cand.address); c != nil {
+		f.AddressCase = r.threadingCase(c)
 	}
-	if n, ok := threading.FindTag(m.Subject, r.ti.tenant.Settings.TagPrefix()); ok && r.byNumber[n] != nil {
-		f.TagCase = r.threadingCase(r.byNumber[n])
+	if c := r.byNumber[it.cand.tag]; c != nil {
+		f.TagCase = r.threadingCase(c)
 	}
 	if b := it.class.Bounce; b != nil {
 		// Our own Message-ID names the case even before the sent mail is
 		// stored; any other id must be a stored message.
 		c := r.caseOfMessage(b.OriginalMessageID)
-		if n, ok := r.ti.tokens.CaseFromMessageID(b.OriginalMessageID); ok && r.byNumber[n] != nil {
-			c = r.byNumber[n]
+		if byToken := r.byNumber[it.cand.bounce]; byToken != nil {
+			c = byToken
 		}
 		if c != nil {
 			f.BouncedCase, f.BouncedAddress = r.threadingCase(c), b.Recipient
@@ -257,6 +232,16 @@ func (r *batchRun) facts(ctx context.Context, it item, tm threading.Message) (th
 		}
 	}
 	return f, nil
+}
+
+// firstCase is the first existing case among numbers.
+func (r *batchRun) firstCase(numbers []int64) *casedesk.Case {
+	for _, n := range numbers {
+		if c := r.byNumber[n]; c != nil {
+			return c
+		}
+	}
+	return nil
 }
 
 // caseOfMessage is the case of a Message-ID stored before or earlier in

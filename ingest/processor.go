@@ -146,6 +146,35 @@ type item struct {
 	f     *Fetched
 	m     *Message
 	class Classification
+	cand  candidates
+}
+
+// candidates are the case numbers a message itself names, worked out once
+// when it is parsed (each token check is an HMAC).
+type candidates struct {
+	tokens  []int64 // tokens in In-Reply-To and References, most relevant first
+	address []int64 // plus-addresses among To, Cc and Delivered-To
+	tag     int64   // the subject tag; 0 if none
+	bounce  int64   // our token in the Message-ID a bounce reports on; 0 if none
+}
+
+func (c candidates) all() []int64 {
+	return append(append(append([]int64{}, c.tokens...), c.address...), c.tag, c.bounce)
+}
+
+// candidatesOf finds the case numbers that m's tokens and tag name.
+func (ti *tenantInfo) candidatesOf(m *Message) candidates {
+	c := candidates{tokens: ti.tokens.CasesInReferences(first(m.InReplyTo), m.References)}
+	for _, a := range append(emails(m.To, m.Cc), m.DeliveredTo...) {
+		if n, ok := ti.tokens.CaseFromAddress(a); ok {
+			c.address = append(c.address, n)
+		}
+	}
+	c.tag, _ = threading.FindTag(m.Subject, ti.tenant.Settings.TagPrefix())
+	if m.Delivery != nil {
+		c.bounce, _ = ti.tokens.CaseFromMessageID(m.Delivery.OriginalMessageID)
+	}
+	return c
 }
 
 // parseAll parses and classifies the batch on every core. The first
@@ -164,7 +193,7 @@ func (p *StoreProcessor) parseAll(ti *tenantInfo, batch []*Fetched) ([]item, err
 					errs[i] = err
 					continue
 				}
-				items[i] = item{f: batch[i], m: m, class: ti.classifier.Classify(m)}
+				items[i] = item{f: batch[i], m: m, class: ti.classifier.Classify(m), cand: ti.candidatesOf(m)}
 			}
 		})
 	}
