@@ -80,6 +80,15 @@ type ContactOps interface {
 	FindContactByEmail(ctx context.Context, tenantID int64, email string) (*Contact, error)
 	// MarkBouncing records that mail to the address bounced.
 	MarkBouncing(ctx context.Context, tenantID int64, email string) error
+	// FindContactsByEmails returns the tenant's contacts among emails
+	// (compared case-insensitively), in no particular order; unknown
+	// addresses are left out. One round trip.
+	FindContactsByEmails(ctx context.Context, tenantID int64, emails []string) ([]*Contact, error)
+	// UpsertContacts does what UpsertContact does for many addresses in a
+	// constant number of round trips. Results are in input order; an
+	// address given twice (in any letter case) yields the same contact
+	// twice. A known contact whose name is set is read, not written.
+	UpsertContacts(ctx context.Context, tenantID int64, addrs []Address) ([]*Contact, error)
 }
 
 // UserOps manage staff users.
@@ -89,6 +98,10 @@ type UserOps interface {
 	// FindUserByEmail finds a user by address, case-insensitively and also
 	// with a "+tag" stripped from the local part, with the role filled in.
 	FindUserByEmail(ctx context.Context, tenantID int64, email string) (*User, error)
+	// FindUsersByEmails does what FindUserByEmail does for many addresses
+	// in one round trip. The map holds, under each input address
+	// lower-cased, the user it names; addresses of no user are left out.
+	FindUsersByEmails(ctx context.Context, tenantID int64, emails []string) (map[string]*User, error)
 }
 
 // CaseOps manage cases and their history.
@@ -124,6 +137,26 @@ type CaseOps interface {
 	// AddOccurrence counts one more occurrence of a case's error report and
 	// writes an "occurrence" event; ENOTFOUND for an unknown case.
 	AddOccurrence(ctx context.Context, tenantID, caseID int64, by Actor) error
+
+	// CreateCases creates cases of one tenant as CreateCase does, numbered
+	// consecutively in input order, in a constant number of round trips.
+	// Results are in input order.
+	CreateCases(ctx context.Context, ns []NewCase) ([]*Case, error)
+	// ChangeStatuses applies status changes to the tenant's cases in order
+	// (a case may change several times), each with its status_changed
+	// event, in a constant number of round trips. Each change must be
+	// allowed (CheckTransition) and follow on from the case's previous
+	// change; otherwise the error is EINVALID and nothing is written. Each
+	// case must still be in the From status of its first change: if
+	// another transaction moved it since it was read, the error is
+	// ECONFLICT, and the caller must roll the transaction back.
+	ChangeStatuses(ctx context.Context, tenantID int64, changes []StatusChange) error
+	// AddCaseParticipants adds contacts to cases of the tenant in one round
+	// trip; pairs already present are skipped.
+	AddCaseParticipants(ctx context.Context, tenantID int64, ps []CaseParticipant) error
+	// AddEvents appends events of one tenant, in input order, in one round
+	// trip, and returns them with their IDs.
+	AddEvents(ctx context.Context, es []Event) ([]*Event, error)
 }
 
 // MessageOps store mail and notes.
@@ -167,6 +200,14 @@ type OutboxOps interface {
 	// CountOutbox counts items of a kind to an address created since a time
 	// (the acknowledgement rate limit).
 	CountOutbox(ctx context.Context, tenantID int64, kind OutboxKind, to string, since time.Time) (int, error)
+	// EnqueueOutboxItems queues several items of one tenant as
+	// EnqueueOutbox does, in one round trip; results are in input order.
+	EnqueueOutboxItems(ctx context.Context, ns []NewOutboxItem) ([]*OutboxItem, error)
+	// CountOutboxTo counts, per recipient, the items of any of the kinds
+	// created since a time to any of the addresses, in one round trip. The
+	// map is keyed by the lower-cased address; addresses with none are
+	// left out.
+	CountOutboxTo(ctx context.Context, tenantID int64, kinds []OutboxKind, to []string, since time.Time) (map[string]int, error)
 }
 
 // CheckpointOps remember how far each mailbox has been read.

@@ -315,3 +315,14 @@ func wrap(err error, what string) error {
 	}
 	return fmt.Errorf("%s: %w", what, mapped)
 }
+
+// itemError names the item of a batch that err is about, by its index in
+// the input (from 0). In a batch of one err is returned as it is, so that
+// a single-item operation reports exactly what it always did.
+func itemError(err error, what string, i, n int) error {
+	var e *casedesk.Error
+	if n == 1 || !errors.As(err, &e) {
+		return err
+	}
+	return &casedesk.Error{Code: e.Code, Message: fmt.Sprintf("%s %d: %s", what, i, e.Message)}
+}

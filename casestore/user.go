@@ -13,13 +13,14 @@ import (
 const userColumns = `u.tenant_id, u.id, u.email, u.name, u.role_id, u.active, u.last_active_at,
 	u.created_at, u.updated_at, r.id, r.name, r.permissions, r.built_in`
 
-func scanUser(row pgx.Row) (*casedesk.User, error) {
+// scanUser scans userColumns plus any extra destinations.
+func scanUser(row pgx.Row, extra ...any) (*casedesk.User, error) {
 	var u casedesk.User
 	r := &casedesk.Role{}
 	var lastActive *time.Time
 	var perms []string
-	err := row.Scan(&u.TenantID, &u.ID, &u.Email, &u.Name, &u.RoleID, &u.Active, &lastActive,
-		&u.CreatedAt, &u.UpdatedAt, &r.ID, &r.Name, &perms, &r.BuiltIn)
+	err := row.Scan(append([]any{&u.TenantID, &u.ID, &u.Email, &u.Name, &u.RoleID, &u.Active, &lastActive,
+		&u.CreatedAt, &u.UpdatedAt, &r.ID, &r.Name, &perms, &r.BuiltIn}, extra...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +65,49 @@ func (t *tx) FindUserByEmail(ctx context.Context, tenantID int64, email string) 
 		return nil, casedesk.Errorf(casedesk.ENOTFOUND, "no user with email %q", clip(email, 100))
 	}
 	return u, err
+}
+
+// FindUsersByEmails finds the users among addresses in one statement,
+// each as FindUserByEmail does: case-insensitively, also with a "+tag"
+// removed, an exact match winning. The map is keyed by the input address
+// lower-cased; see casedesk.UserOps.
+func (t *tx) FindUsersByEmails(ctx context.Context, tenantID int64, emails []string) (map[string]*casedesk.User, error) {
+	out := make(map[string]*casedesk.User, len(emails))
+	keys := make([]string, 0, len(emails))
+	exact, stripped := make([]string, 0, len(emails)), make([]string, 0, len(emails))
+	seen := make(map[string]bool, len(emails))
+	for _, e := range emails {
+		e = clean(e)
+		key := strings.ToLower(e)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		keys, exact = append(keys, key), append(exact, e)
+		stripped = append(stripped, casedesk.NormalizeAgentAddress(e))
+	}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	rows, err := t.tx.Query(ctx, `
+		SELECT DISTINCT ON (i.ord) `+userColumns+`, i.ord
+		FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS i(email, stripped, ord)
+			JOIN users u ON u.tenant_id = $1 AND lower(u.email) IN (lower(i.email), i.stripped)
+			JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id
+		ORDER BY i.ord, lower(u.email) = lower(i.email) DESC`, tenantID, exact, stripped)
+	if err != nil {
+		return nil, wrap(err, "find users")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ord int
+		u, err := scanUser(rows, &ord)
+		if err != nil {
+			return nil, wrap(err, "find users")
+		}
+		out[keys[ord-1]] = u
+	}
+	return out, wrap(rows.Err(), "find users")
 }
 
 func (t *tx) findUser(ctx context.Context, where string, args ...any) (*casedesk.User, error) {

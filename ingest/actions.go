@@ -1,191 +1,166 @@
 package ingest
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 
 	"github.com/casedesk/casedesk"
 	"github.com/casedesk/casedesk/threading"
 )
 
-// newCase opens a case for a message: the sender becomes its requester
-// (and a contact), the other people on the mail its participants.
-func (r *batchRun) newCase(ctx context.Context, it item, tm threading.Message, d threading.Decision) error {
+// The functions here plan what a decision writes; write.go writes it.
+
+// newCase plans a case for a message: the sender becomes its requester
+// (and a contact), the other people on the mail its participants. Until it
+// is created, the case goes by a temporary, negative ID.
+func (r *batchRun) newCase(it item, tm threading.Message, d threading.Decision) {
 	m := it.m
-	requester, err := r.contact(ctx, senderAddress(m))
-	if err != nil {
-		return fmt.Errorf("requester: %w", err)
-	}
+	sender := senderAddress(m)
+	requester := r.contact(sender)
 	subject := threading.NormalizeSubject(m.Subject, r.ti.tenant.Settings.TagPrefix())
 	if subject == "" {
 		subject = "(no subject)"
 	}
 	nc := casedesk.NewCase{TenantID: r.tenantID(), Subject: subject, Priority: d.Priority, Category: d.Category,
-		RequesterID: requester.ID, AccountID: requester.AccountID, FollowUpOf: d.FollowUpOf}
+		FollowUpOf: d.FollowUpOf}
 	if rep := it.class.Report; rep != nil {
 		nc.ErrorFingerprint = rep.Fingerprint
 		nc.Fields, _ = json.Marshal(map[string]any{"error_report": rep})
 	}
-	c, err := r.tx.CreateCase(ctx, nc)
-	if err != nil {
-		return fmt.Errorf("create case: %w", err)
-	}
-	r.byID[c.ID], r.byNumber[c.Number] = c, c
-	r.parties[c.ID] = casedesk.CaseParties{Emails: []string{strings.ToLower(requester.Email)}}
+	pc := &plannedCase{tempID: -int64(len(r.newCases) + 1), nc: nc, requester: requester}
+	r.newCases = append(r.newCases, pc)
+	c := &casedesk.Case{ID: pc.tempID, TenantID: r.tenantID(), Subject: subject, Status: casedesk.StatusNew,
+		Requester: &casedesk.Contact{Email: requester, Name: sender.Name}, FollowUpOf: d.FollowUpOf}
+	r.byID[c.ID] = c
+	r.parties[c.ID] = casedesk.CaseParties{Emails: []string{requester}}
 	if nc.ErrorFingerprint != "" {
 		r.errCases[nc.ErrorFingerprint] = c
 	}
-	if err := r.addParticipants(ctx, c.ID, m, d.NewParticipants); err != nil {
-		return err
-	}
-	actor := casedesk.Actor{Kind: casedesk.AuthorCustomer, ContactID: requester.ID}
+	r.addParticipants(c.ID, m, d.NewParticipants)
+	actor := actorRef{kind: casedesk.AuthorCustomer, contact: requester}
 	if d.FollowUpOf != 0 {
 		old := r.byID[d.FollowUpOf]
-		if _, err := r.tx.AddEvent(ctx, casedesk.Event{TenantID: r.tenantID(), CaseID: c.ID, Kind: casedesk.EventFollowUp,
-			Actor: actor, Data: payload(map[string]any{"follow_up_of": old.Number, "case_id": old.ID})}); err != nil {
-			return fmt.Errorf("follow-up event: %w", err)
-		}
+		r.events = append(r.events, plannedEvent{caseID: c.ID, kind: casedesk.EventFollowUp, by: actor,
+			data: payload(map[string]any{"follow_up_of": old.Number, "case_id": old.ID})})
 	}
 	author, userID := d.Author, int64(0)
 	if author == casedesk.AuthorAgent {
 		userID = r.agents[tm.From].ID
 	}
-	r.queue(it, c.ID, d, author, requester.ID, userID, nil)
-	if d.Ack != "" && requester.BouncingSince.IsZero() {
-		return r.enqueueAck(ctx, c, d, m, requester.Email)
+	var ack func(*casedesk.Message) (*casedesk.NewOutboxItem, error)
+	if d.Ack != "" {
+		r.acks[requester]++
+		if requester != tm.From {
+			r.acks[tm.From]++
+		}
+		ack = func(*casedesk.Message) (*casedesk.NewOutboxItem, error) { return r.ack(c.ID, d, m, requester), nil }
 	}
-	return nil
+	r.queue(it, c.ID, d, author, requester, userID, ack)
 }
 
-// enqueueAck queues the acknowledgement of a new case, threaded under the
-// customer's message.
-func (r *batchRun) enqueueAck(ctx context.Context, c *casedesk.Case, d threading.Decision, m *Message, to string) error {
+// ack builds the acknowledgement of a created case, threaded under the
+// customer's message; none to an address that bounces.
+func (r *batchRun) ack(tempID int64, d threading.Decision, m *Message, to string) *casedesk.NewOutboxItem {
+	if !r.contactOf[to].BouncingSince.IsZero() {
+		return nil
+	}
+	c := r.created[tempID]
 	data := map[string]any{"case_number": c.Number, "subject": c.Subject, "in_reply_to": m.MessageID,
 		"references": m.References, "original_subject": m.Subject}
 	if d.FollowUpOf != 0 {
 		data["follow_up_of"] = r.byID[d.FollowUpOf].Number
 	}
-	_, err := r.tx.EnqueueOutbox(ctx, casedesk.NewOutboxItem{TenantID: r.tenantID(), CaseID: c.ID, Kind: d.Ack,
-		To: to, MessageID: outboundMessageID(r.ti, c.Number), Payload: payload(data)})
-	if err != nil {
-		return fmt.Errorf("enqueue acknowledgement: %w", err)
-	}
-	r.acks[strings.ToLower(to)]++
-	return nil
+	return &casedesk.NewOutboxItem{TenantID: r.tenantID(), CaseID: c.ID, Kind: d.Ack,
+		To: r.contactOf[to].Email, MessageID: outboundMessageID(r.ti, c.Number), Payload: payload(data)}
 }
 
-// appendTo adds a message to an existing case, with its consequences:
-// new participants, a status change, an error occurrence, a relay.
-func (r *batchRun) appendTo(ctx context.Context, it item, d threading.Decision) error {
+// appendTo plans adding a message to an existing case, with its
+// consequences: new participants, a status change, an error occurrence, a
+// relay.
+func (r *batchRun) appendTo(it item, d threading.Decision) {
 	m := it.m
 	c := r.byID[d.CaseID]
-	var contactID, userID int64
-	actor := casedesk.Actor{Kind: d.Author}
+	var contact string
+	var userID int64
+	actor := actorRef{kind: d.Author}
 	if d.Author == casedesk.AuthorAgent {
 		userID = r.agents[strings.ToLower(m.From.Email)].ID
-		actor.UserID = userID
+		actor.userID = userID
 	} else {
-		contact, err := r.contact(ctx, senderAddress(m))
-		if err != nil {
-			return fmt.Errorf("sender: %w", err)
-		}
-		contactID, actor.ContactID = contact.ID, contact.ID
+		contact = r.contact(senderAddress(m))
+		actor.contact = contact
 	}
-	if err := r.addParticipants(ctx, c.ID, m, d.NewParticipants); err != nil {
-		return err
-	}
+	r.addParticipants(c.ID, m, d.NewParticipants)
 	if d.SetStatus != "" && d.SetStatus != c.Status {
-		changed, err := r.tx.ChangeStatus(ctx, r.tenantID(), c.ID, d.SetStatus, actor)
-		if err != nil {
-			return fmt.Errorf("status of case #%d: %w", c.Number, err)
+		r.changes = append(r.changes, plannedChange{caseID: c.ID, from: c.Status, to: d.SetStatus, by: actor})
+		changed := *c
+		changed.Status = d.SetStatus
+		r.byID[c.ID] = &changed
+		if c.Number != 0 {
+			r.byNumber[c.Number] = &changed
 		}
-		r.byID[c.ID], r.byNumber[c.Number] = changed, changed
 	}
 	if d.Occurrence {
-		if err := r.tx.AddOccurrence(ctx, r.tenantID(), c.ID, actor); err != nil {
-			return fmt.Errorf("count occurrence: %w", err)
-		}
+		r.occurrences = append(r.occurrences, plannedEvent{caseID: c.ID, by: actor})
 	}
-	var after func(context.Context, *casedesk.Message) error
+	var relay func(*casedesk.Message) (*casedesk.NewOutboxItem, error)
 	if d.Relay {
-		after = func(ctx context.Context, stored *casedesk.Message) error { return r.relay(ctx, c, stored, d) }
+		relay = func(stored *casedesk.Message) (*casedesk.NewOutboxItem, error) { return r.relay(c.ID, stored, d), nil }
 	}
-	r.queue(it, c.ID, d, d.Author, contactID, userID, after)
-	return nil
+	r.queue(it, c.ID, d, d.Author, contact, userID, relay)
 }
 
-// relay queues an agent's reply for the case's requester, with the other
+// relay builds an agent's reply for the case's requester, with the other
 // participants in copy.
-func (r *batchRun) relay(ctx context.Context, c *casedesk.Case, stored *casedesk.Message, d threading.Decision) error {
-	requester, err := r.tx.FindContact(ctx, r.tenantID(), c.RequesterID)
-	if err != nil {
-		return fmt.Errorf("requester of case #%d: %w", c.Number, err)
-	}
+func (r *batchRun) relay(caseID int64, stored *casedesk.Message, d threading.Decision) *casedesk.NewOutboxItem {
+	c := r.caseByID(caseID)
+	requester := c.Requester.Email
 	var cc []string
-	for _, e := range r.parties[c.ID].Emails {
-		if !strings.EqualFold(e, requester.Email) && !strings.EqualFold(e, stored.From.Email) {
+	for _, e := range r.parties[caseID].Emails {
+		if !strings.EqualFold(e, requester) && !strings.EqualFold(e, stored.From.Email) {
 			cc = append(cc, e)
 		}
 	}
-	_, err = r.tx.EnqueueOutbox(ctx, casedesk.NewOutboxItem{TenantID: r.tenantID(), CaseID: c.ID, Kind: casedesk.OutboxRelay,
-		To: requester.Email, MessageID: outboundMessageID(r.ti, c.Number),
+	return &casedesk.NewOutboxItem{TenantID: r.tenantID(), CaseID: c.ID, Kind: casedesk.OutboxRelay,
+		To: requester, MessageID: outboundMessageID(r.ti, c.Number),
 		Payload: payload(map[string]any{"case_number": c.Number, "message_id": stored.ID, "cc": cc,
-			"strip_command": d.StripCommand, "agent_user_id": stored.UserID})})
-	if err != nil {
-		return fmt.Errorf("enqueue relay: %w", err)
-	}
-	return nil
+			"strip_command": d.StripCommand, "agent_user_id": stored.UserID})}
 }
 
-// bounce records a failed delivery of our mail on its case and marks the
-// address; the bounce itself is kept on the case, so that fetching it
-// again is recognised as a duplicate.
-func (r *batchRun) bounce(ctx context.Context, it item, d threading.Decision) error {
+// bounce plans the record of a failed delivery of our mail on its case and
+// the mark on the address; the bounce itself is kept on the case, so that
+// fetching it again is recognised as a duplicate.
+func (r *batchRun) bounce(it item, d threading.Decision) {
 	b := it.class.Bounce
-	_, err := r.tx.AddEvent(ctx, casedesk.Event{TenantID: r.tenantID(), CaseID: d.CaseID, Kind: casedesk.EventBounce,
-		Actor: casedesk.SystemActor, Data: payload(map[string]any{"recipient": d.BouncingAddress, "status": b.Status,
+	r.events = append(r.events, plannedEvent{caseID: d.CaseID, kind: casedesk.EventBounce, by: actorRef{kind: casedesk.AuthorSystem},
+		data: payload(map[string]any{"recipient": d.BouncingAddress, "status": b.Status,
 			"action": b.Action, "diagnostic": b.Diagnostic, "original_message_id": b.OriginalMessageID})})
-	if err != nil {
-		return fmt.Errorf("bounce event: %w", err)
-	}
 	if d.BouncingAddress != "" {
-		if err := r.tx.MarkBouncing(ctx, r.tenantID(), d.BouncingAddress); err != nil && casedesk.ErrorCode(err) != casedesk.ENOTFOUND {
-			return fmt.Errorf("mark %s bouncing: %w", d.BouncingAddress, err)
-		}
+		r.bouncing = append(r.bouncing, d.BouncingAddress)
 	}
-	r.queue(it, d.CaseID, d, casedesk.AuthorSystem, 0, 0, nil)
-	return nil
+	r.queue(it, d.CaseID, d, casedesk.AuthorSystem, "", 0, nil)
 }
 
-// addParticipants makes contacts of new people on a case and adds them.
-func (r *batchRun) addParticipants(ctx context.Context, caseID int64, m *Message, addrs []string) error {
+// addParticipants plans contacts for new people on a case and their
+// places on it.
+func (r *batchRun) addParticipants(caseID int64, m *Message, addrs []string) {
 	if len(addrs) == 0 {
-		return nil
+		return
 	}
 	names := map[string]string{}
 	for _, a := range append(append([]casedesk.Address{m.From}, m.To...), m.Cc...) {
 		names[strings.ToLower(a.Email)] = a.Name
 	}
-	ids := make([]int64, 0, len(addrs))
+	p := r.parties[caseID]
 	for _, a := range addrs {
 		if !casedesk.ValidEmail(a) {
 			continue
 		}
-		c, err := r.contact(ctx, casedesk.Address{Email: a, Name: names[a]})
-		if err != nil {
-			return fmt.Errorf("participant %s: %w", a, err)
-		}
-		ids = append(ids, c.ID)
+		key := r.contact(casedesk.Address{Email: a, Name: names[a]})
+		r.participants = append(r.participants, plannedParticipant{caseID: caseID, contact: key})
+		p.Emails = append(p.Emails, key)
 	}
-	if err := r.tx.AddParticipants(ctx, r.tenantID(), caseID, ids...); err != nil {
-		return fmt.Errorf("add participants: %w", err)
-	}
-	p := r.parties[caseID]
-	p.Emails = append(p.Emails, addrs...)
 	r.parties[caseID] = p
-	return nil
 }
 
 // senderAddress is who a message is from; mail without a usable From is

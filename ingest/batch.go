@@ -12,9 +12,19 @@ import (
 )
 
 // batchRun is one attempt at storing a batch, inside one transaction. It
-// looks up the facts of all messages at once, then decides and writes
-// message by message, keeping what earlier messages of the batch did (a
-// case they opened, a status they changed) visible to later ones.
+// works in three steps, each a constant number of round trips however
+// large the batch:
+//
+//  1. preload: look up the stored messages, cases, participants, agents and
+//     acknowledgement counts that the batch's messages need;
+//  2. decide: threading.Decide each message in order, in memory, keeping
+//     what earlier messages of the batch did (a case they opened, a status
+//     they changed) visible to later ones, and collecting the writes;
+//  3. write: contacts, cases, participants, status changes, events,
+//     messages and outbox rows, one set-based statement each.
+//
+// Cases opened in the batch have negative, temporary IDs until step 3
+// creates them; contacts are named by address until step 3 upserts them.
 type batchRun struct {
 	p  *StoreProcessor
 	ti *tenantInfo
@@ -26,22 +36,74 @@ type batchRun struct {
 	stored   map[string]bool                // Message-IDs of the batch already stored
 	refs     map[string]casedesk.MessageRef // referenced Message-IDs that are stored
 	byNumber map[int64]*casedesk.Case
-	byID     map[int64]*casedesk.Case
+	byID     map[int64]*casedesk.Case // with the batch's new cases under temporary IDs
 	parties  map[int64]casedesk.CaseParties
-	agents   map[string]*casedesk.User    // sender -> agent, nil if none
-	acks     map[string]int               // sender -> acknowledgements in the last hour
-	errCases map[string]*casedesk.Case    // fingerprint -> open error case, nil if none
-	contacts map[string]*casedesk.Contact // lower-cased email -> contact
-	inBatch  map[string]int64             // Message-ID -> case, for mail earlier in the batch
-	pending  []pendingMessage
+	agents   map[string]*casedesk.User // sender -> agent; missing if none
+	acks     map[string]int            // address -> acknowledgements in the last hour
+	errCases map[string]*casedesk.Case // fingerprint -> open error case, nil if none
+	inBatch  map[string]int64          // Message-ID -> case, for mail earlier in the batch
+
+	plan
 }
 
-// pendingMessage is a message decided and waiting to be appended, with
-// what to do once it is stored.
+// plan is what deciding the batch's messages asks to write.
+type plan struct {
+	contacts     map[string]string // lower-cased address -> display name, to upsert
+	contactOrder []string
+	newCases     []*plannedCase
+	participants []plannedParticipant
+	changes      []plannedChange
+	events       []plannedEvent
+	occurrences  []plannedEvent // the event's kind is unused
+	bouncing     []string
+	pending      []pendingMessage
+
+	// Filled by the write step.
+	contactOf map[string]*casedesk.Contact // lower-cased address -> stored contact
+	created   map[int64]*casedesk.Case     // temporary ID -> created case
+	appended  []casedesk.Appended          // the pending messages as appended
+}
+
+// actorRef is an event's actor before its contact has an ID.
+type actorRef struct {
+	kind    casedesk.AuthorKind
+	userID  int64
+	contact string // lower-cased address
+}
+
+type plannedCase struct {
+	tempID    int64
+	nc        casedesk.NewCase
+	requester string
+}
+
+type plannedParticipant struct {
+	caseID  int64
+	contact string
+}
+
+type plannedChange struct {
+	caseID   int64
+	from, to casedesk.Status
+	by       actorRef
+}
+
+type plannedEvent struct {
+	caseID int64
+	kind   string
+	by     actorRef
+	data   json.RawMessage
+}
+
+// pendingMessage is a message decided and waiting to be appended, with the
+// outbox rows that go with it.
 type pendingMessage struct {
-	it    item
-	nm    casedesk.NewMessage
-	after func(ctx context.Context, stored *casedesk.Message) error
+	it      item
+	nm      casedesk.NewMessage
+	contact string // lower-cased address of the contact it is from; "" for none
+	// outbox builds the mail the message causes once the case and the
+	// message are stored.
+	outbox func(stored *casedesk.Message) (*casedesk.NewOutboxItem, error)
 }
 
 func newBatchRun(p *StoreProcessor, ti *tenantInfo, tx casedesk.Tx, known map[uint32]bool) *batchRun {
@@ -49,19 +111,22 @@ func newBatchRun(p *StoreProcessor, ti *tenantInfo, tx casedesk.Tx, known map[ui
 		stored: map[string]bool{}, refs: map[string]casedesk.MessageRef{},
 		byNumber: map[int64]*casedesk.Case{}, byID: map[int64]*casedesk.Case{}, parties: map[int64]casedesk.CaseParties{},
 		agents: map[string]*casedesk.User{}, acks: map[string]int{}, errCases: map[string]*casedesk.Case{},
-		contacts: map[string]*casedesk.Contact{},
-		inBatch:  map[string]int64{}}
+		inBatch: map[string]int64{},
+		plan:    plan{contacts: map[string]string{}}}
 }
 
 func (r *batchRun) tenantID() int64 { return r.ti.tenant.ID }
 
-// racedError names messages that turned out to be stored already when
-// appended: another transaction stored them after this one looked.
-type racedError struct{ uids []uint32 }
-
-func (e *racedError) Error() string {
-	return fmt.Sprintf("%d message(s) of the batch were stored concurrently", len(e.uids))
+// retryError means the batch met concurrent work: messages that turned out
+// to be stored already when appended (another transaction stored them
+// after this one looked), or a case whose status changed meanwhile. The
+// batch is decided again from fresh lookups.
+type retryError struct {
+	uids   []uint32 // the messages found stored
+	reason string
 }
+
+func (e *retryError) Error() string { return e.reason }
 
 // apply stores the batch.
 func (r *batchRun) apply(ctx context.Context, items []item) error {
@@ -73,20 +138,30 @@ func (r *batchRun) apply(ctx context.Context, items []item) error {
 	stats.lookup.Add(int64(time.Since(start)))
 	start = time.Now()
 	for _, it := range items {
-		if err := r.one(ctx, it); err != nil {
+		if err := r.decide(ctx, it); err != nil {
 			return &MessageError{UID: it.f.UID, Err: err}
 		}
 	}
+	if err := r.writeCases(ctx); err != nil {
+		return err
+	}
 	stats.write.Add(int64(time.Since(start)))
 	start = time.Now()
-	defer func() { stats.appendMsgs.Add(int64(time.Since(start))) }()
-	return r.flush(ctx)
+	err := r.appendMessages(ctx)
+	stats.appendMsgs.Add(int64(time.Since(start)))
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	defer func() { stats.write.Add(int64(time.Since(start))) }()
+	return r.writeOutbox(ctx)
 }
 
 // preload looks up, in a few round trips, the stored messages and cases
-// that the batch's messages refer to.
+// that the batch's messages refer to, whether their senders are agents, and
+// how many acknowledgements the senders got in the last hour.
 func (r *batchRun) preload(ctx context.Context, items []item) error {
-	var ids []string
+	var ids, senders, ackable []string
 	var numbers []int64
 	for _, it := range items {
 		m := it.m
@@ -98,6 +173,11 @@ func (r *batchRun) preload(ctx context.Context, items []item) error {
 			ids = append(ids, b.OriginalMessageID)
 		}
 		numbers = append(numbers, it.cand.all()...)
+		from := strings.ToLower(m.From.Email)
+		senders = append(senders, from)
+		if it.class.MayAutoReply {
+			ackable = append(ackable, from, senderAddress(m).Email)
+		}
 	}
 	refs, err := r.tx.FindMessagesByMessageIDs(ctx, r.tenantID(), dedupe(ids))
 	if err != nil {
@@ -115,6 +195,25 @@ func (r *batchRun) preload(ctx context.Context, items []item) error {
 	}
 	if err := r.loadCases(ctx, dedupe(numbers), dedupe(caseIDs)); err != nil {
 		return err
+	}
+	users, err := r.tx.FindUsersByEmails(ctx, r.tenantID(), dedupe(senders))
+	if err != nil {
+		return fmt.Errorf("look up agents: %w", err)
+	}
+	for addr, u := range users {
+		if u.IsAgent() {
+			r.agents[addr] = u
+		}
+	}
+	if ackable = dedupe(ackable); len(ackable) > 0 {
+		counts, err := r.tx.CountOutboxTo(ctx, r.tenantID(), []casedesk.OutboxKind{casedesk.OutboxAck, casedesk.OutboxFollowUpAck},
+			ackable, r.tx.Now().Add(-time.Hour))
+		if err != nil {
+			return fmt.Errorf("count acknowledgements: %w", err)
+		}
+		for _, a := range ackable {
+			r.acks[a] = counts[a]
+		}
 	}
 	return nil
 }
@@ -143,21 +242,14 @@ func (r *batchRun) loadCases(ctx context.Context, numbers, ids []int64) error {
 	return nil
 }
 
-// one decides and writes one message.
-func (r *batchRun) one(ctx context.Context, it item) error {
+// decide decides one message and plans its writes.
+func (r *batchRun) decide(ctx context.Context, it item) error {
 	tm := r.threadingMessage(it)
 	f, err := r.facts(ctx, it, tm)
 	if err != nil {
 		return err
 	}
 	d := threading.Decide(tm, f)
-	if d.Ack != "" {
-		// Only now is the sender's acknowledgement count needed.
-		if f.AcksSent, err = r.acksSent(ctx, tm.From); err != nil {
-			return err
-		}
-		d = threading.Decide(tm, f)
-	}
 	log := r.p.log.With("tenant_id", r.tenantID(), "uid", it.f.UID, "message_id", it.m.MessageID)
 	switch d.Action {
 	case threading.ActionDuplicate:
@@ -167,11 +259,14 @@ func (r *batchRun) one(ctx context.Context, it item) error {
 		log.Info("message ignored", "rule", d.Rule, "reason", d.Reason, "class_reason", it.class.Reason)
 		return nil
 	case threading.ActionBounce:
-		return r.bounce(ctx, it, d)
+		r.bounce(it, d)
+		return nil
 	case threading.ActionNewCase:
-		return r.newCase(ctx, it, tm, d)
+		r.newCase(it, tm, d)
+		return nil
 	}
-	return r.appendTo(ctx, it, d)
+	r.appendTo(it, d)
+	return nil
 }
 
 func (r *batchRun) threadingMessage(it item) threading.Message {
@@ -189,7 +284,7 @@ func (r *batchRun) threadingMessage(it item) threading.Message {
 // the batch has done so far.
 func (r *batchRun) facts(ctx context.Context, it item, tm threading.Message) (threading.Facts, error) {
 	m := it.m
-	f := threading.Facts{OurAddresses: r.ti.ours, AckLimit: r.ti.tenant.Settings.AckLimit()}
+	f := threading.Facts{OurAddresses: r.ti.ours, AckLimit: r.ti.tenant.Settings.AckLimit(), AcksSent: r.acks[tm.From]}
 	_, earlier := r.inBatch[m.MessageID]
 	f.Duplicate = r.known[it.f.UID] || m.MessageID != "" && (r.stored[m.MessageID] || earlier)
 	if c := r.firstCase(it.cand.tokens); c != nil {
@@ -218,10 +313,7 @@ func (r *batchRun) facts(ctx context.Context, it item, tm threading.Message) (th
 			f.BouncedCase, f.BouncedAddress = r.threadingCase(c), b.Recipient
 		}
 	}
-	var err error
-	if f.SenderIsAgent, err = r.isAgent(ctx, tm.From); err != nil {
-		return f, err
-	}
+	f.SenderIsAgent = r.agents[tm.From] != nil
 	if tm.Kind == threading.KindErrorReport && tm.Fingerprint != "" {
 		c, err := r.errorCase(ctx, tm.Fingerprint)
 		if err != nil {
@@ -265,25 +357,8 @@ func (r *batchRun) threadingCase(c *casedesk.Case) *threading.Case {
 	return &threading.Case{ID: c.ID, Number: c.Number, Status: c.Status, Participants: p.Emails, AccountDomains: p.AccountDomains}
 }
 
-func (r *batchRun) isAgent(ctx context.Context, from string) (bool, error) {
-	if from == "" {
-		return false, nil
-	}
-	u, seen := r.agents[from]
-	if !seen {
-		found, err := r.tx.FindUserByEmail(ctx, r.tenantID(), from)
-		switch {
-		case casedesk.ErrorCode(err) == casedesk.ENOTFOUND:
-		case err != nil:
-			return false, fmt.Errorf("look up agent: %w", err)
-		case found.IsAgent():
-			u = found
-		}
-		r.agents[from] = u
-	}
-	return u != nil, nil
-}
-
+// errorCase is the open case of an error fingerprint, looked up once per
+// batch (error reports are rare, so not preloaded).
 func (r *batchRun) errorCase(ctx context.Context, fp string) (*casedesk.Case, error) {
 	if c, seen := r.errCases[fp]; seen {
 		return c, nil
@@ -295,7 +370,9 @@ func (r *batchRun) errorCase(ctx context.Context, fp string) (*casedesk.Case, er
 	case err != nil:
 		return nil, fmt.Errorf("look up error case: %w", err)
 	default:
-		if err := r.remember(ctx, c); err != nil {
+		if known := r.byID[c.ID]; known != nil {
+			c = known // the batch may have changed it already
+		} else if err := r.remember(ctx, c); err != nil {
 			return nil, err
 		}
 	}
@@ -317,64 +394,12 @@ func (r *batchRun) remember(ctx context.Context, c *casedesk.Case) error {
 	return nil
 }
 
-func (r *batchRun) acksSent(ctx context.Context, to string) (int, error) {
-	if n, ok := r.acks[to]; ok {
-		return n, nil
-	}
-	since := r.tx.Now().Add(-time.Hour)
-	total := 0
-	for _, kind := range []casedesk.OutboxKind{casedesk.OutboxAck, casedesk.OutboxFollowUpAck} {
-		n, err := r.tx.CountOutbox(ctx, r.tenantID(), kind, to, since)
-		if err != nil {
-			return 0, fmt.Errorf("count acknowledgements: %w", err)
-		}
-		total += n
-	}
-	r.acks[to] = total
-	return total, nil
-}
-
-// flush appends the batch's messages in one call and runs what waits on
-// them. A message reported as stored already means another transaction
-// got there first: the whole batch is decided again.
-func (r *batchRun) flush(ctx context.Context) error {
-	if len(r.pending) == 0 {
-		return nil
-	}
-	nms := make([]casedesk.NewMessage, len(r.pending))
-	for i, pm := range r.pending {
-		nms[i] = pm.nm
-	}
-	appended, err := r.tx.AppendMessages(ctx, nms)
-	if err != nil {
-		return fmt.Errorf("append messages: %w", err)
-	}
-	var raced []uint32
-	for i, a := range appended {
-		if a.Duplicate {
-			raced = append(raced, r.pending[i].it.f.UID)
-		}
-	}
-	if len(raced) > 0 {
-		return &racedError{uids: raced}
-	}
-	for i, pm := range r.pending {
-		if pm.after == nil {
-			continue
-		}
-		if err := pm.after(ctx, appended[i].Message); err != nil {
-			return &MessageError{UID: pm.it.f.UID, Err: err}
-		}
-	}
-	return nil
-}
-
 // queue records a message for the batch's append.
-func (r *batchRun) queue(it item, caseID int64, d threading.Decision, author casedesk.AuthorKind, contactID, userID int64,
-	after func(context.Context, *casedesk.Message) error) {
+func (r *batchRun) queue(it item, caseID int64, d threading.Decision, author casedesk.AuthorKind, contact string, userID int64,
+	outbox func(*casedesk.Message) (*casedesk.NewOutboxItem, error)) {
 	m := it.m
 	nm := casedesk.NewMessage{TenantID: r.tenantID(), CaseID: caseID, MessageID: m.MessageID, InReplyTo: first(m.InReplyTo),
-		References: m.References, Direction: d.Direction, AuthorKind: author, ContactID: contactID, UserID: userID,
+		References: m.References, Direction: d.Direction, AuthorKind: author, UserID: userID,
 		From: m.From, To: m.To, Cc: m.Cc, Subject: m.Subject, Text: m.Text, HTML: m.HTML, Class: string(it.class.Class),
 		Mailbox: it.f.Mailbox, Raw: it.f.Raw, CustomerVisible: d.Relay && m.MessageID != ""}
 	if nm.Direction == "" {
@@ -387,22 +412,21 @@ func (r *batchRun) queue(it item, caseID int64, d threading.Decision, author cas
 	if m.MessageID != "" {
 		r.inBatch[m.MessageID] = caseID
 	}
-	r.pending = append(r.pending, pendingMessage{it: it, nm: nm, after: after})
+	r.pending = append(r.pending, pendingMessage{it: it, nm: nm, contact: contact, outbox: outbox})
 }
 
-// contact returns the contact of an address, creating it if needed, once
-// per batch: most of a batch's mail comes from few senders.
-func (r *batchRun) contact(ctx context.Context, addr casedesk.Address) (*casedesk.Contact, error) {
+// contact plans the contact of an address and returns the address as the
+// key it goes by until written. A name fills an empty one.
+func (r *batchRun) contact(addr casedesk.Address) string {
 	key := strings.ToLower(addr.Email)
-	if c := r.contacts[key]; c != nil && (c.Name != "" || addr.Name == "") {
-		return c, nil
+	name, seen := r.contacts[key]
+	if !seen {
+		r.contactOrder = append(r.contactOrder, key)
 	}
-	c, err := r.tx.UpsertContact(ctx, r.tenantID(), addr)
-	if err != nil {
-		return nil, err
+	if name == "" {
+		r.contacts[key] = addr.Name
 	}
-	r.contacts[key] = c
-	return c, nil
+	return key
 }
 
 func first(s []string) string {

@@ -131,11 +131,11 @@ func (p *StoreProcessor) Process(ctx context.Context, batch []*Fetched) (err err
 		err = p.store.Update(ctx, func(tx casedesk.Tx) error {
 			return newBatchRun(p, ti, tx, known).apply(ctx, items)
 		})
-		var raced *racedError
-		if !errors.As(err, &raced) || attempt == 3 {
+		var retry *retryError
+		if !errors.As(err, &retry) || attempt == 3 {
 			return err
 		}
-		for _, uid := range raced.uids {
+		for _, uid := range retry.uids {
 			known[uid] = true
 		}
 	}
