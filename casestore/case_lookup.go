@@ -39,13 +39,13 @@ func (t *tx) findCases(ctx context.Context, column string, tenantID int64, keys 
 // A contact's lower-cased email is unique within a tenant (contacts_email),
 // so selecting each contact once gives each address once. The requester is
 // named on its own as well, so it counts even if its participant row is
-// missing.
+// missing. Each contact is read by its primary key: joining the tenant's
+// contacts instead lets the planner scan all of them for every case.
 const participantEmailsSQL = `
 SELECT c.id,
-	ARRAY(SELECT lower(ct.email) FROM contacts ct
-		WHERE ct.tenant_id = c.tenant_id AND ct.id IN (
-			SELECT p.contact_id FROM case_participants p WHERE p.tenant_id = c.tenant_id AND p.case_id = c.id
-			UNION SELECT c.requester_id)
+	ARRAY(SELECT (SELECT lower(ct.email) FROM contacts ct WHERE ct.tenant_id = c.tenant_id AND ct.id = x.contact_id)
+		FROM (SELECT p.contact_id FROM case_participants p WHERE p.tenant_id = c.tenant_id AND p.case_id = c.id
+			UNION SELECT c.requester_id) AS x
 		ORDER BY 1),
 	ARRAY(SELECT DISTINCT lower(d) FROM unnest(a.domains) AS d ORDER BY 1)
 FROM cases c
