@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/casedesk/casedesk"
@@ -129,6 +130,12 @@ type retryError struct {
 func (e *retryError) Error() string { return e.reason }
 
 // apply stores the batch.
+//
+// Creating cases locks the tenant's case counter row until the transaction
+// ends (numbers have no gaps), so every other transaction of the tenant
+// that creates cases waits from then on. The writes that do not need the
+// new cases therefore come first: contacts and the messages on cases that
+// exist.
 func (r *batchRun) apply(ctx context.Context, items []item) error {
 	stats := &r.p.stats
 	start := time.Now()
@@ -142,19 +149,29 @@ func (r *batchRun) apply(ctx context.Context, items []item) error {
 			return &MessageError{UID: it.f.UID, Err: err}
 		}
 	}
-	if err := r.writeCases(ctx); err != nil {
+	r.appended = make([]casedesk.Appended, len(r.pending))
+	if err := r.writeContacts(ctx); err != nil {
 		return err
 	}
 	stats.write.Add(int64(time.Since(start)))
-	start = time.Now()
-	err := r.appendMessages(ctx)
-	stats.appendMsgs.Add(int64(time.Since(start)))
-	if err != nil {
+	if err := r.timed(&stats.appendMsgs, func() error { return r.appendMessages(ctx, false) }); err != nil {
 		return err
 	}
-	start = time.Now()
-	defer func() { stats.write.Add(int64(time.Since(start))) }()
-	return r.writeOutbox(ctx)
+	if err := r.timed(&stats.write, func() error { return r.writeCases(ctx) }); err != nil {
+		return err
+	}
+	if err := r.timed(&stats.appendMsgs, func() error { return r.appendMessages(ctx, true) }); err != nil {
+		return err
+	}
+	return r.timed(&stats.write, func() error { return r.writeOutbox(ctx) })
+}
+
+// timed runs fn and adds its duration to a stage's time.
+func (r *batchRun) timed(stage *atomic.Int64, fn func() error) error {
+	start := time.Now()
+	err := fn()
+	stage.Add(int64(time.Since(start)))
+	return err
 }
 
 // preload looks up, in a few round trips, the stored messages and cases

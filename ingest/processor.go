@@ -52,8 +52,8 @@ type ProcessorStats struct {
 	Parse time.Duration
 	// Lookup is the batched lookups before deciding.
 	Lookup time.Duration
-	// Write is deciding and writing contacts, cases, events and outbox
-	// rows, message by message, with the lookups only some messages need.
+	// Write is deciding the messages and writing contacts, cases,
+	// participants, status changes, events and outbox rows.
 	Write time.Duration
 	// Append is the one AppendMessages call per batch.
 	Append time.Duration
@@ -123,9 +123,10 @@ func (p *StoreProcessor) Process(ctx context.Context, batch []*Fetched) (err err
 			p.stats.messages.Add(int64(len(batch)))
 		}
 	}()
-	// Another transaction (another mailbox of the tenant, say) may store
-	// one of these messages after this one looked: the batch is then
-	// decided again, knowing those are stored.
+	// Another transaction (another mailbox of the tenant, an agent in the
+	// admin API) may store one of these messages or change the status of
+	// one of their cases after this one looked: the batch is then decided
+	// again from fresh lookups, knowing which messages are stored.
 	known := map[uint32]bool{}
 	for attempt := 0; ; attempt++ {
 		err = p.store.Update(ctx, func(tx casedesk.Tx) error {

@@ -50,7 +50,7 @@ func TestProcessorAgentAnswersNewCaseInSameBatch(t *testing.T) {
 }
 
 // conflictStore lets a test commit other work just before the processor
-// changes statuses, as another replica or an agent in the admin API can.
+// writes, as another replica or an agent in the admin API can.
 type conflictStore struct {
 	casedesk.Store
 	once    sync.Once
@@ -68,9 +68,10 @@ type conflictTx struct {
 	s *conflictStore
 }
 
-func (t *conflictTx) ChangeStatuses(ctx context.Context, tenantID int64, cs []casedesk.StatusChange) error {
+// AppendMessages is the first write of a batch that touches its cases.
+func (t *conflictTx) AppendMessages(ctx context.Context, ns []casedesk.NewMessage) ([]casedesk.Appended, error) {
 	t.s.once.Do(t.s.before)
-	return t.Tx.ChangeStatuses(ctx, tenantID, cs)
+	return t.Tx.AppendMessages(ctx, ns)
 }
 
 // A customer's reply would reopen a pending case, but an agent solves the

@@ -320,21 +320,26 @@ func TestProcessorOpensCaseWithAck(t *testing.T) {
 }
 
 func TestProcessorAckLimit(t *testing.T) {
-	e := newProcEnv(t)
 	// 20 new mails from one address within the hour, in batches as the
-	// poller hands them over.
-	for b := range 4 {
-		var batch [][]byte
-		for i := range 5 {
-			batch = append(batch, email{ID: fmt.Sprintf("n%d-%d@customer.example", b, i), From: caraAddr, To: supAddr,
-				Subject: fmt.Sprintf("Question %d", b*5+i)}.raw())
-		}
-		e.mustDeliver(batch...)
+	// poller hands them over: the limit holds across batches and within one.
+	for _, perBatch := range []int{5, 20} {
+		t.Run(fmt.Sprintf("batches of %d", perBatch), func(t *testing.T) {
+			e := newProcEnv(t)
+			for b := range 20 / perBatch {
+				var batch [][]byte
+				for i := range perBatch {
+					n := b*perBatch + i
+					batch = append(batch, email{ID: fmt.Sprintf("n%d@customer.example", n), From: caraAddr, To: supAddr,
+						Subject: fmt.Sprintf("Question %d", n)}.raw())
+				}
+				e.mustDeliver(batch...)
+			}
+			if n := e.caseCount(); n != 20 {
+				t.Errorf("%d cases, want 20", n)
+			}
+			wantAcks(t, e, "cara@customer.example", 5, 0)
+		})
 	}
-	if n := e.caseCount(); n != 20 {
-		t.Errorf("%d cases, want 20", n)
-	}
-	wantAcks(t, e, "cara@customer.example", 5, 0)
 }
 
 func TestProcessorDuplicateDelivery(t *testing.T) {

@@ -7,13 +7,9 @@ import (
 	"github.com/casedesk/casedesk"
 )
 
-// writeCases writes what deciding the batch planned, up to the messages:
-// contacts, new cases, participants, status changes and events, each kind
-// in one set-based call.
+// writeCases writes the batch's new cases, participants, status changes
+// and events, each kind in one set-based call.
 func (r *batchRun) writeCases(ctx context.Context) error {
-	if err := r.writeContacts(ctx); err != nil {
-		return err
-	}
 	if err := r.createCases(ctx); err != nil {
 		return err
 	}
@@ -105,35 +101,40 @@ func (r *batchRun) createCases(ctx context.Context) error {
 	return nil
 }
 
-// appendMessages appends the batch's messages in one call. A message
-// reported as stored already means another transaction got there first:
-// the whole batch is decided again.
-func (r *batchRun) appendMessages(ctx context.Context) error {
-	if len(r.pending) == 0 {
-		return nil
-	}
-	nms := make([]casedesk.NewMessage, len(r.pending))
+// appendMessages appends, in one call, the batch's messages on new cases
+// (onNew) or on existing ones. A message reported as stored already means
+// another transaction got there first: the whole batch is decided again.
+func (r *batchRun) appendMessages(ctx context.Context, onNew bool) error {
+	var nms []casedesk.NewMessage
+	var idx []int
 	for i, pm := range r.pending {
-		nms[i] = pm.nm
-		nms[i].CaseID = r.caseID(pm.nm.CaseID)
-		if pm.contact != "" {
-			nms[i].ContactID = r.contactOf[pm.contact].ID
+		if pm.nm.CaseID < 0 != onNew {
+			continue
 		}
+		nm := pm.nm
+		nm.CaseID = r.caseID(nm.CaseID)
+		if pm.contact != "" {
+			nm.ContactID = r.contactOf[pm.contact].ID
+		}
+		nms, idx = append(nms, nm), append(idx, i)
+	}
+	if len(nms) == 0 {
+		return nil
 	}
 	appended, err := r.tx.AppendMessages(ctx, nms)
 	if err != nil {
 		return fmt.Errorf("append messages: %w", err)
 	}
 	var raced []uint32
-	for i, a := range appended {
+	for k, a := range appended {
 		if a.Duplicate {
-			raced = append(raced, r.pending[i].it.f.UID)
+			raced = append(raced, r.pending[idx[k]].it.f.UID)
 		}
+		r.appended[idx[k]] = a
 	}
 	if len(raced) > 0 {
 		return &retryError{uids: raced, reason: fmt.Sprintf("%d message(s) of the batch were stored concurrently", len(raced))}
 	}
-	r.appended = appended
 	return nil
 }
 
