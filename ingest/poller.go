@@ -61,7 +61,8 @@ func (e *MessageError) Unwrap() error { return e.Err }
 // PollerOptions tune a Poller; zero values take the defaults.
 type PollerOptions struct {
 	// BatchSize is the number of messages per fetch and per Process call
-	// (default 50).
+	// (default 200: BENCHMARKS.md has the processor at about 2,600
+	// messages/s per mailbox with 50 and 3,300 with 200).
 	BatchSize int
 	// MaxBatchBytes bounds the raw bytes of one batch, so large mail does
 	// not pile up in memory (default 32 MB; a single larger message still
@@ -96,7 +97,7 @@ func (o *PollerOptions) setDefaults() {
 		}
 	}
 	if o.BatchSize <= 0 {
-		o.BatchSize = 50
+		o.BatchSize = 200
 	}
 	if o.MaxBatchBytes <= 0 {
 		o.MaxBatchBytes = 32 << 20
