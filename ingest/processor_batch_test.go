@@ -112,3 +112,19 @@ func TestProcessorRedecidesWhenStatusChangesConcurrently(t *testing.T) {
 		t.Errorf("status changes = %v, want %v", moves, want)
 	}
 }
+
+// Mail without a usable sender still opens a case, attributed to its
+// envelope sender or a placeholder, in a batch with other mail; nothing is
+// acknowledged to an address that does not exist.
+func TestProcessorMailWithoutSender(t *testing.T) {
+	e := newProcEnv(t)
+	noFrom := []byte("Message-ID: <nofrom@customer.example>\r\nTo: support@acme.example\r\nSubject: Help\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nThe printer is broken.\r\n")
+	e.mustDeliver(opening().raw(), noFrom)
+	c := wantNewCase(t, e, "nofrom@customer.example", wantOn(t, e, opening().ID, nil))
+	if c.Requester.Email != "unknown-sender@invalid" {
+		t.Errorf("requester = %q, want the placeholder", c.Requester.Email)
+	}
+	wantAcks(t, e, "unknown-sender@invalid", 0, 0)
+	wantAcks(t, e, "cara@customer.example", 1, 0)
+}
