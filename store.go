@@ -56,6 +56,7 @@ type Tx interface {
 	CheckpointOps
 	QuarantineOps
 	AuditOps
+	TemplateOps
 }
 
 // TenantOps manage tenants.
@@ -238,4 +239,20 @@ type QuarantineOps interface {
 type AuditOps interface {
 	AppendAudit(ctx context.Context, e AuditEntry) (*AuditEntry, error)
 	ListAudit(ctx context.Context, tenantID int64, f AuditFilter) ([]*AuditEntry, error)
+}
+
+// TemplateOps keep tenants' template overrides. The store checks that an
+// override names a tenant, a template and a language, not that it parses
+// (the root cannot import package templates): save through templates.Save,
+// which validates first.
+type TemplateOps interface {
+	// SaveTemplateOverride inserts the tenant's override for its name and
+	// language, or replaces the one there is, and returns it as stored.
+	SaveTemplateOverride(ctx context.Context, o TemplateOverride) (*TemplateOverride, error)
+	// TemplateOverrides returns the tenant's overrides ordered by name,
+	// then language.
+	TemplateOverrides(ctx context.Context, tenantID int64) ([]TemplateOverride, error)
+	// DeleteTemplateOverride removes the tenant's override for name and
+	// lang; ENOTFOUND when there is none.
+	DeleteTemplateOverride(ctx context.Context, tenantID int64, name, lang string) error
 }
