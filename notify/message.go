@@ -246,39 +246,12 @@ func TagSubject(subject, prefix string, number int64) string {
 		return truncate(s, maxSubjectBytes)
 	}
 	prefix = headerText(prefix)
-	s = headerText(stripTags(s, prefix))
+	s = headerText(threading.RemoveTags(s, prefix))
 	tag := threading.Tag(prefix, number)
 	if s == "" {
 		return tag
 	}
 	return truncate(tag+" "+s, maxSubjectBytes)
-}
-
-// stripTags replaces each of our tags in s, as threading.FindTag reads
-// them, with a space; also tags that only form once an inner one is gone,
-// as in "[Case [Case #1]#2]". A tag holds no brackets, so the only
-// candidate ending at a "]" starts at the last "[" before it.
-func stripTags(s, prefix string) string {
-	out := make([]byte, 0, len(s))
-	var opens []int // positions in out of each "[" since the last kept "]"
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '[':
-			opens = append(opens, len(out))
-		case ']':
-			if n := len(opens); n > 0 {
-				start := opens[n-1]
-				if _, ok := threading.FindTag(string(out[start:])+"]", prefix); ok {
-					out = append(out[:start], ' ')
-					opens = opens[:n-1]
-					continue
-				}
-			}
-			opens = opens[:0]
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
 }
 
 // referenceChain returns the References of a message with Message-ID self:

@@ -47,6 +47,14 @@ func FindTag(subject, prefix string) (number int64, ok bool) {
 	return number, ok
 }
 
+// RemoveTags returns subject with each of our tags (as FindTag reads them,
+// whatever their number) replaced by a space, including tags that only
+// form once an inner one is gone. Outbound mail uses it to carry the tag
+// exactly once. An empty prefix means DefaultTagPrefix.
+func RemoveTags(subject, prefix string) string {
+	return removeTags(subject, tagWords(prefix))
+}
+
 // NormalizeSubject returns the subject for display and comparison: reply
 // and forward prefixes removed (repeated, counted and mixed forms), our tag
 // removed wherever it is, mailing-list tags like "[users]" or "[EXTERNAL]"

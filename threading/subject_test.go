@@ -309,3 +309,17 @@ func FuzzNormalizeSubject(f *testing.F) {
 		IsForward(subject)
 	})
 }
+
+func TestRemoveTags(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"[Case #12] Printer", "  Printer"},
+		{"Re: [case#12] Printer [CASE # 7]", "Re:   Printer  "},
+		{"[Case [Case #1]#2] x", "  x"},
+		{"[Ticket #12] Printer", "[Ticket #12] Printer"},
+		{"[Case #] Printer", "[Case #] Printer"},
+	} {
+		if got := RemoveTags(tc.in, ""); got != tc.want {
+			t.Errorf("RemoveTags(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
