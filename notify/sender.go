@@ -267,6 +267,8 @@ func (s *Sender) send(ctx context.Context, msg *mail.Msg) error {
 		// Delivered; only the RSET after it failed.
 		s.drop()
 		return nil
+	case se.Stage == StageMessage:
+		// Nothing reached the server; the connection is as it was.
 	case se.Code == 0:
 		// No reply: the connection is in an unknown state.
 		s.drop()

@@ -207,7 +207,7 @@ func (c *SMTPConfig) setParam(key, val string) error {
 // same rules as a URL.
 func (c SMTPConfig) Validate() error {
 	switch {
-	case c.Host == "" || strings.ContainsFunc(c.Host, badHostRune):
+	case !validHost(c.Host):
 		return invalidURL("invalid host %q", c.Host)
 	case c.Port < 1 || c.Port > 65535:
 		return invalidURL("invalid port %d", c.Port)
@@ -333,9 +333,24 @@ func validHELO(name string) bool {
 	return true
 }
 
-// badHostRune reports runes that cannot be in a host name or address.
-func badHostRune(r rune) bool {
-	return isControl(r) || r == ' ' || r == '/' || r == '@' || r == '?' || r == '#'
+// validHost reports whether host is an IP address or a DNS name in ASCII
+// (punycode for international names).
+func validHost(host string) bool {
+	if net.ParseIP(host) != nil {
+		return true
+	}
+	if host == "" || len(host) > 253 || host[0] == '-' || host[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		b := host[i]
+		ok := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' ||
+			b == '-' || b == '.' || b == '_'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func invalidURL(format string, args ...any) error {

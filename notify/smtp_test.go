@@ -184,6 +184,8 @@ func TestSMTPConfigValidate(t *testing.T) {
 		{"credentials, plain text, loopback", SMTPConfig{Host: "127.0.0.1", Port: 25, Username: "a", Password: "b", TLS: TLSNone}, false},
 		{"no host", SMTPConfig{Port: 25}, true},
 		{"host with a path", SMTPConfig{Host: "mail.example.com/x", Port: 25}, true},
+		{"host of colons", SMTPConfig{Host: ":", Port: 25}, true},
+		{"IPv6 host", SMTPConfig{Host: "2001:db8::1", Port: 25}, false},
 		{"no port", SMTPConfig{Host: "mail.example.com"}, true},
 		{"unknown TLS mode", SMTPConfig{Host: "mail.example.com", Port: 25, TLS: "ssl"}, true},
 		{"password without user", SMTPConfig{Host: "mail.example.com", Port: 25, Password: "b"}, true},
@@ -212,6 +214,7 @@ func FuzzParseSMTPURL(f *testing.F) {
 		"smtp://127.0.0.1:2525?tls=none&timeout=1s&helo=x",
 		"smtp://[::1]:25?insecure_skip_verify=false",
 		"smtp://a:b@c:1/?tls=opportunistic",
+		"smtps://::",
 	} {
 		f.Add(s)
 	}
