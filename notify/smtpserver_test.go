@@ -100,6 +100,9 @@ func newTestServer(tb testing.TB, opts serverOptions) *testServer {
 	tb.Cleanup(func() {
 		close(s.release)
 		s.srv.Close()
+		// Close only closes the listeners Serve has registered, which it
+		// may not have done yet.
+		ln.Close()
 		<-done
 	})
 	return s
