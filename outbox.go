@@ -64,6 +64,18 @@ type NewOutboxItem struct {
 	NotBefore time.Time
 }
 
+// OutboxResult is the outcome of one attempt to send a claimed item.
+type OutboxResult struct {
+	TenantID int64
+	ID       int64
+	// State is OutboxSent, OutboxPending (a temporary failure: due again at
+	// NextAttemptAt) or OutboxFailed (permanent).
+	State         OutboxState
+	NextAttemptAt time.Time
+	// Error is the failure's text, kept in last_error; empty when sent.
+	Error string
+}
+
 // Backoff computes retry delays: Initial doubling up to Max, with jitter,
 // giving up once GiveUpAfter has passed since the item was created.
 type Backoff struct {

@@ -103,6 +103,9 @@ type UserOps interface {
 	// in one round trip. The map holds, under each input address
 	// lower-cased, the user it names; addresses of no user are left out.
 	FindUsersByEmails(ctx context.Context, tenantID int64, emails []string) (map[string]*User, error)
+	// FindUsersByIDs returns the tenant's users with these IDs, with their
+	// roles, keyed by ID, in one round trip; unknown IDs are left out.
+	FindUsersByIDs(ctx context.Context, tenantID int64, ids []int64) (map[int64]*User, error)
 }
 
 // CaseOps manage cases and their history.
@@ -184,6 +187,18 @@ type MessageOps interface {
 	RawMessage(ctx context.Context, tenantID, messageID int64) ([]byte, error)
 	// AttachmentContent returns an attachment's bytes by its sha256.
 	AttachmentContent(ctx context.Context, tenantID int64, sha256 []byte) ([]byte, error)
+	// FindMessagesByIDs returns the tenant's messages with these IDs (the
+	// database's, not Message-IDs), with attachment metadata, in no
+	// particular order; unknown IDs are left out. A constant number of
+	// round trips.
+	FindMessagesByIDs(ctx context.Context, tenantID int64, ids []int64) ([]*Message, error)
+	// ThreadMessageIDs returns, for each of the cases, the Message-IDs of
+	// the mail on it that its customers have seen, oldest first: inbound
+	// mail written by customers and every outbound message; never notes,
+	// an agent's mail to the support address, or bounces. A long thread is
+	// cut to its first message and the limit-1 most recent ones (limit <= 0
+	// means 20). Cases without such mail are left out. One round trip.
+	ThreadMessageIDs(ctx context.Context, tenantID int64, caseIDs []int64, limit int) (map[int64][]string, error)
 }
 
 // OutboxOps queue and track outbound mail.
@@ -209,6 +224,11 @@ type OutboxOps interface {
 	// map is keyed by the lower-cased address; addresses with none are
 	// left out.
 	CountOutboxTo(ctx context.Context, tenantID int64, kinds []OutboxKind, to []string, since time.Time) (map[string]int, error)
+	// FinishOutboxItems records the outcome of claimed items, of any
+	// tenants, in one round trip: each item named must be in "sending",
+	// or the error is ECONFLICT (an unknown item: ENOTFOUND) and nothing
+	// is written.
+	FinishOutboxItems(ctx context.Context, results []OutboxResult) error
 }
 
 // CheckpointOps remember how far each mailbox has been read.

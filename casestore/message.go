@@ -367,6 +367,15 @@ func (t *tx) ListMessages(ctx context.Context, tenantID, caseID int64) ([]*cased
 	return t.listMessages(ctx, "m.tenant_id = $1 AND m.case_id = $2", tenantID, caseID)
 }
 
+// FindMessagesByIDs returns the tenant's messages among ids (database IDs)
+// with attachment metadata, in two statements; see casedesk.MessageOps.
+func (t *tx) FindMessagesByIDs(ctx context.Context, tenantID int64, ids []int64) ([]*casedesk.Message, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return t.listMessages(ctx, "m.tenant_id = $1 AND m.id = ANY($2::bigint[])", tenantID, ids)
+}
+
 func (t *tx) listMessages(ctx context.Context, where string, tenantID int64, arg any) ([]*casedesk.Message, error) {
 	rows, err := t.tx.Query(ctx, `
 		SELECT m.tenant_id, m.id, m.case_id, coalesce(m.message_id, ''), m.in_reply_to, m.refs,
@@ -455,4 +464,65 @@ func (t *tx) AttachmentContent(ctx context.Context, tenantID int64, sum []byte) 
 		return nil, notFound(err, "no attachment %x", sum)
 	}
 	return t.db.decompress(method, data)
+}
+
+// threadMessageIDsSQL reads the customer-visible Message-IDs of several
+// cases: per case the oldest one and the $3 newest ones, oldest first.
+// Each case is one probe of messages_case (tenant_id, case_id, id), read
+// forwards for the first row and backwards for the newest, and each LIMIT
+// stops the scan as soon as it has its rows, so a case with thousands of
+// messages costs about as much as one with a few. (Window functions
+// numbering the rows both ways would read every message of the case: they
+// cannot stop early.) Probing per case from unnest, rather than "case_id =
+// ANY", keeps the case in the index condition under the pool's generic
+// plans when messages has no statistics.
+const threadMessageIDsSQL = `
+SELECT k.case_id, s.message_id
+FROM unnest($2::bigint[]) AS k(case_id)
+CROSS JOIN LATERAL (
+	(SELECT m.id, m.message_id FROM messages m
+	WHERE m.tenant_id = $1 AND m.case_id = k.case_id AND m.message_id IS NOT NULL
+		AND (m.direction = 'outbound' OR (m.direction = 'inbound' AND m.author_kind = 'customer'))
+	ORDER BY m.id LIMIT 1)
+	UNION
+	(SELECT m.id, m.message_id FROM messages m
+	WHERE m.tenant_id = $1 AND m.case_id = k.case_id AND m.message_id IS NOT NULL
+		AND (m.direction = 'outbound' OR (m.direction = 'inbound' AND m.author_kind = 'customer'))
+	ORDER BY m.id DESC LIMIT $3)
+) AS s
+ORDER BY k.case_id, s.id`
+
+// defaultThreadLimit is how many Message-IDs ThreadMessageIDs keeps per case
+// when the caller gives no limit.
+const defaultThreadLimit = 20
+
+// ThreadMessageIDs returns the Message-IDs of the mail the customers of
+// the cases have seen, each thread cut to its first message and the
+// limit-1 newest ones, in one statement; see casedesk.MessageOps.
+func (t *tx) ThreadMessageIDs(ctx context.Context, tenantID int64, caseIDs []int64, limit int) (map[int64][]string, error) {
+	out := make(map[int64][]string, len(caseIDs))
+	if len(caseIDs) == 0 {
+		return out, nil
+	}
+	if limit <= 0 {
+		limit = defaultThreadLimit
+	}
+	// A case named twice would have its ids listed twice.
+	ids := slices.Clone(caseIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	rows, err := t.tx.Query(ctx, threadMessageIDsSQL, tenantID, ids, limit-1)
+	if err != nil {
+		return nil, wrap(err, "thread message ids")
+	}
+	var caseID int64
+	var msgID string
+	_, err = pgx.ForEachRow(rows, []any{&caseID, &msgID}, func() error {
+		out[caseID] = append(out[caseID], msgID)
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(err, "thread message ids")
+	}
+	return out, nil
 }

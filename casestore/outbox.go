@@ -163,6 +163,99 @@ func (t *tx) finishOutbox(ctx context.Context, tenantID, id int64, set string, a
 	return casedesk.Errorf(casedesk.ECONFLICT, "outbox item %d is %s, not sending", id, o.State)
 }
 
+// finishOutboxSQL ends the claims of several items, of any tenants, each
+// with its own outcome, in one statement. Only items still in "sending" are
+// written; the ordinals of those that were come back.
+const finishOutboxSQL = `
+UPDATE outbox o SET state = r.state,
+	sent_at = CASE WHEN r.state = 'sent' THEN $6 ELSE o.sent_at END,
+	next_attempt_at = CASE WHEN r.state = 'pending' THEN r.next_at ELSE o.next_attempt_at END,
+	last_error = r.error
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[])
+	WITH ORDINALITY AS r(tenant_id, id, state, next_at, error, ord)
+WHERE o.tenant_id = r.tenant_id AND o.id = r.id AND o.state = 'sending'
+RETURNING r.ord`
+
+// FinishOutboxItems records the outcomes of claimed items in one statement;
+// see casedesk.OutboxOps. Each item is written as MarkOutboxSent,
+// RetryOutbox or FailOutbox would write it. When an item is not in
+// "sending" (ECONFLICT) or does not exist (ENOTFOUND), the others may have
+// been written already in this transaction: the caller must roll it back,
+// as Update does when its function returns the error.
+func (t *tx) FinishOutboxItems(ctx context.Context, results []casedesk.OutboxResult) error {
+	if len(results) == 0 {
+		return nil
+	}
+	if err := checkOutboxResults(results); err != nil {
+		return err
+	}
+	n := len(results)
+	tenants, ids, states, errs := make([]int64, n), make([]int64, n), make([]string, n), make([]string, n)
+	nextAt := make([]*time.Time, n)
+	for i, r := range results {
+		tenants[i], ids[i], states[i] = r.TenantID, r.ID, string(r.State)
+		if r.State == casedesk.OutboxPending {
+			nextAt[i] = &r.NextAttemptAt
+		}
+		if r.State != casedesk.OutboxSent { // a sent item's last error is cleared
+			errs[i] = clip(r.Error, maxHeaderBytes)
+		}
+	}
+	rows, err := t.tx.Query(ctx, finishOutboxSQL, tenants, ids, states, nextAt, errs, t.now)
+	if err != nil {
+		return wrap(err, "finish outbox")
+	}
+	done, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return wrap(err, "finish outbox")
+	}
+	if len(done) == n {
+		return nil
+	}
+	return t.unfinishedError(ctx, results, done)
+}
+
+// unfinishedError says why the first of results whose ordinal (from 1) is
+// not among done was not written: ENOTFOUND, or ECONFLICT with its state.
+func (t *tx) unfinishedError(ctx context.Context, results []casedesk.OutboxResult, done []int64) error {
+	for i, r := range results {
+		if slices.Contains(done, int64(i)+1) {
+			continue
+		}
+		o, err := t.FindOutboxItem(ctx, r.TenantID, r.ID)
+		if err != nil {
+			return err
+		}
+		return casedesk.Errorf(casedesk.ECONFLICT, "outbox item %d is %s, not sending", r.ID, o.State)
+	}
+	return fmt.Errorf("finish outbox: %d of %d items written", len(done), len(results))
+}
+
+// checkOutboxResults validates outcomes to record: a known state, a due
+// time for a retry, and each item named once.
+func checkOutboxResults(results []casedesk.OutboxResult) error {
+	type key struct{ tenant, id int64 }
+	seen := make(map[key]bool, len(results))
+	for i, r := range results {
+		var err error
+		switch {
+		case r.TenantID == 0 || r.ID == 0:
+			err = casedesk.Errorf(casedesk.EINVALID, "tenant and item are required")
+		case r.State != casedesk.OutboxSent && r.State != casedesk.OutboxPending && r.State != casedesk.OutboxFailed:
+			err = casedesk.Errorf(casedesk.EINVALID, "cannot finish an item as %q", clip(string(r.State), 100))
+		case r.State == casedesk.OutboxPending && r.NextAttemptAt.IsZero():
+			err = casedesk.Errorf(casedesk.EINVALID, "a retry needs its next attempt time")
+		case seen[key{r.TenantID, r.ID}]:
+			err = casedesk.Errorf(casedesk.EINVALID, "outbox item %d of tenant %d is named twice", r.ID, r.TenantID)
+		}
+		if err != nil {
+			return itemError(err, "outbox result", i, len(results))
+		}
+		seen[key{r.TenantID, r.ID}] = true
+	}
+	return nil
+}
+
 // FindOutboxItem returns an outbox item of the tenant.
 func (t *tx) FindOutboxItem(ctx context.Context, tenantID, id int64) (*casedesk.OutboxItem, error) {
 	o, err := scanOutbox(t.tx.QueryRow(ctx, `SELECT `+outboxColumns+` FROM outbox

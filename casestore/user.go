@@ -110,6 +110,30 @@ func (t *tx) FindUsersByEmails(ctx context.Context, tenantID int64, emails []str
 	return out, wrap(rows.Err(), "find users")
 }
 
+// FindUsersByIDs returns the tenant's users among ids, with their roles,
+// keyed by ID; see casedesk.UserOps.
+func (t *tx) FindUsersByIDs(ctx context.Context, tenantID int64, ids []int64) (map[int64]*casedesk.User, error) {
+	out := make(map[int64]*casedesk.User, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := t.tx.Query(ctx, `SELECT `+userColumns+` FROM users u
+		JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id
+		WHERE u.tenant_id = $1 AND u.id = ANY($2::bigint[])`, tenantID, ids)
+	if err != nil {
+		return nil, wrap(err, "find users")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, wrap(err, "find users")
+		}
+		out[u.ID] = u
+	}
+	return out, wrap(rows.Err(), "find users")
+}
+
 func (t *tx) findUser(ctx context.Context, where string, args ...any) (*casedesk.User, error) {
 	u, err := scanUser(t.tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users u
 		JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id WHERE `+where, args...))

@@ -2,7 +2,16 @@ package notify
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/casedesk/casedesk"
+	"github.com/casedesk/casedesk/casestore/casestoretest"
+	"github.com/casedesk/casedesk/threading"
 )
 
 // BenchmarkSend sends one acknowledgement per op to the in-process test
@@ -66,5 +75,116 @@ func BenchmarkBuild(b *testing.B) {
 			}
 			b.ReportMetric(float64(size), "bytes/msg")
 		})
+	}
+}
+
+// BenchmarkDrain measures the outbox drain rate: b.N acknowledgements of
+// as many cases, queued beforehand, sent by workers to the in-process
+// server on loopback (each worker keeps one connection per batch) and
+// recorded: claim, render, build, send, and storing each sent message on
+// its case with the item marked sent.
+func BenchmarkDrain(b *testing.B) {
+	for _, bc := range []struct {
+		name           string
+		workers, batch int
+	}{{"workers=1/batch=50", 1, 50}, {"workers=1/batch=200", 1, 200}, {"workers=4/batch=50", 4, 50}} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := newBenchEnv(b)
+			e.queueAcks(b, b.N)
+			workers := make([]*Worker, bc.workers)
+			for i := range workers {
+				sender, err := NewSender(e.smtp.config())
+				if err != nil {
+					b.Fatal(err)
+				}
+				workers[i] = NewWorker(e.db, sender, WorkerOptions{BatchSize: bc.batch, Loop: testLoop,
+					Logger: testLogger(), NoRecover: true})
+			}
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			errs := make(chan error, len(workers))
+			for _, w := range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer w.mailer.Close()
+					for {
+						stats, err := w.Drain(context.Background())
+						if err != nil {
+							errs <- err
+							return
+						}
+						if stats.Claimed == 0 {
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			close(errs)
+			for err := range errs {
+				b.Fatal(err)
+			}
+			if got := e.smtp.accepted(); got != b.N {
+				b.Fatalf("server accepted %d of %d messages", got, b.N)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// newBenchEnv is a workerEnv for benchmarks: a tenant and a discarding
+// SMTP server.
+func newBenchEnv(b *testing.B) *workerEnv {
+	b.Helper()
+	e := &workerEnv{clock: &testClock{}}
+	e.db = casestoretest.Open(b)
+	ctx := context.Background()
+	err := e.db.Update(ctx, func(tx casedesk.Tx) (err error) {
+		e.tenant, err = tx.CreateTenant(ctx, casedesk.NewTenant{Slug: fmt.Sprintf("b-%d", time.Now().UnixNano()),
+			Name: "Acme Support", SupportAddress: "support@acme.example"})
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.tokens = threading.NewTokens(e.tenant.ID, e.tenant.TokenSecret)
+	e.smtp = newTestServer(b, serverOptions{discard: true})
+	return e
+}
+
+// queueAcks creates n cases, each with an acknowledgement queued.
+func (e *workerEnv) queueAcks(tb testing.TB, n int) {
+	ctx := context.Background()
+	for done := 0; done < n; {
+		k := min(n-done, 1000)
+		err := e.db.Update(ctx, func(tx casedesk.Tx) error {
+			requester, err := tx.UpsertContact(ctx, e.tenant.ID, casedesk.Address{Name: "Cara Customer", Email: "cara@customer.example"})
+			if err != nil {
+				return err
+			}
+			ncs := make([]casedesk.NewCase, k)
+			for i := range ncs {
+				ncs[i] = casedesk.NewCase{TenantID: e.tenant.ID, Subject: fmt.Sprintf("Printer on fire, floor %d", done+i),
+					RequesterID: requester.ID, Priority: casedesk.PriorityNormal, Category: casedesk.CategoryEmail}
+			}
+			cases, err := tx.CreateCases(ctx, ncs)
+			if err != nil {
+				return err
+			}
+			items := make([]casedesk.NewOutboxItem, k)
+			for i, c := range cases {
+				items[i] = casedesk.NewOutboxItem{TenantID: e.tenant.ID, CaseID: c.ID, Kind: casedesk.OutboxAck,
+					To: "cara@customer.example", MessageID: e.tokens.MessageID(c.Number, int64(i), "acme.example"),
+					Payload: json.RawMessage(fmt.Sprintf(`{"case_number": %d, "in_reply_to": "in-%d@customer.example"}`, c.Number, c.Number))}
+			}
+			_, err = tx.EnqueueOutboxItems(ctx, items)
+			return err
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		done += k
 	}
 }

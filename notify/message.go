@@ -126,10 +126,11 @@ func Build(o Outgoing) (*mail.Msg, error) {
 	m.Subject(TagSubject(o.Subject, o.TagPrefix, o.CaseNumber))
 	m.SetMessageIDWithValue(id)
 	m.SetDateWithValue(o.Date)
-	if irt := casedesk.NormalizeMessageID(o.InReplyTo); validID(irt) && irt != id {
+	irt, refs := o.threadHeaders(id)
+	if irt != "" {
 		m.SetGenHeader(mail.HeaderInReplyTo, "<"+irt+">")
 	}
-	if refs := referenceChain(o.References, o.InReplyTo, id); len(refs) > 0 {
+	if len(refs) > 0 {
 		m.SetGenHeader(mail.HeaderReferences, "<"+strings.Join(refs, "> <")+">")
 	}
 	if o.Auto != AutoNone {
@@ -252,6 +253,15 @@ func TagSubject(subject, prefix string, number int64) string {
 		return tag
 	}
 	return truncate(tag+" "+s, maxSubjectBytes)
+}
+
+// threadHeaders returns the In-Reply-To (empty for none) and References
+// ids, without angle brackets, of the message with Message-ID id.
+func (o Outgoing) threadHeaders(id string) (inReplyTo string, refs []string) {
+	if irt := casedesk.NormalizeMessageID(o.InReplyTo); validID(irt) && irt != id {
+		inReplyTo = irt
+	}
+	return inReplyTo, referenceChain(o.References, o.InReplyTo, id)
 }
 
 // referenceChain returns the References of a message with Message-ID self:

@@ -1,0 +1,475 @@
+package notify
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/wneessen/go-mail"
+
+	"github.com/casedesk/casedesk"
+	"github.com/casedesk/casedesk/templates"
+)
+
+// Mailer delivers built messages; *Sender is the SMTP one.
+type Mailer interface {
+	// Send returns nil when the server accepted the message, or an error
+	// that IsPermanent tells apart (a *SendError).
+	Send(ctx context.Context, msg *mail.Msg) error
+	// Close ends the connection kept across a batch.
+	Close() error
+}
+
+// WorkerOptions configure a Worker; zero values take the defaults.
+type WorkerOptions struct {
+	// BatchSize is how many due items one claim takes (default 50). The
+	// items of a claim are sent one after the other over one connection
+	// and recorded in one transaction.
+	BatchSize int
+	// PollInterval is how long an idle worker waits before it looks for
+	// due items again (default 1s); Wake cuts the wait short.
+	PollInterval time.Duration
+	// Backoff spaces the retries after temporary failures (default
+	// casedesk.DefaultBackoff: 1 minute doubling to 1 hour, for 24 hours).
+	Backoff casedesk.Backoff
+	// Loop is the X-Loop value of every message (default "casedesk"); the
+	// ingest classifier must be given the same value.
+	Loop   string
+	Logger *slog.Logger
+	// Jitter returns a number in [0,1) that spreads retries; default
+	// math/rand.
+	Jitter func() float64
+	// NoRecover lets a panic in Run crash the process (tests).
+	NoRecover bool
+}
+
+// DefaultLoop is the X-Loop value when none is configured.
+const DefaultLoop = "casedesk"
+
+// Worker sends the outbox. It claims due items (FOR UPDATE SKIP LOCKED,
+// so any number of workers and replicas share the outbox and each item
+// goes to one of them), renders each with its tenant's templates, sends
+// it through its Mailer, and then, in one transaction, stores the sent
+// message on its case and records the outcome of every item.
+//
+// Delivery is at least once: a crash after the server accepted a message
+// and before the outcome committed leaves the item in "sending"; the
+// outbox sweeper hands it out again and it is sent a second time with the
+// same Message-ID, which lets mail clients drop the copy. No item is lost.
+type Worker struct {
+	store  casedesk.Store
+	mailer Mailer
+	opts   WorkerOptions
+	log    *slog.Logger
+	wake   chan struct{}
+
+	mu   sync.Mutex
+	sets map[int64]cachedSet // template sets by tenant
+}
+
+// cachedSet is a tenant's compiled templates and the overrides they came
+// from, so a batch compiles only when a tenant changed its templates.
+type cachedSet struct {
+	sum uint64
+	set *templates.Set
+}
+
+// NewWorker returns a worker sending through mailer.
+func NewWorker(store casedesk.Store, mailer Mailer, opts WorkerOptions) *Worker {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 50
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.Backoff == (casedesk.Backoff{}) {
+		opts.Backoff = casedesk.DefaultBackoff
+	}
+	if opts.Loop == "" {
+		opts.Loop = DefaultLoop
+	}
+	if opts.Jitter == nil {
+		opts.Jitter = rand.Float64
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Worker{store: store, mailer: mailer, opts: opts, log: log.With("component", "notify"),
+		wake: make(chan struct{}, 1), sets: map[int64]cachedSet{}}
+}
+
+// Wake makes an idle Run look for due items now, for example after mail
+// was queued in this process.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends due items until ctx is done, then closes the mailer's
+// connection and returns nil. A batch under way when ctx ends is cut
+// short: what was sent is recorded, the rest is due again at once.
+// Store and SMTP failures are logged and retried; they do not end Run.
+func (w *Worker) Run(ctx context.Context) error {
+	defer w.mailer.Close()
+	for ctx.Err() == nil {
+		stats, err := w.drainSafely(ctx)
+		if err != nil && ctx.Err() == nil {
+			w.log.Error("outbox batch", "err", err)
+		}
+		if stats.Claimed == w.opts.BatchSize && err == nil && !stats.Unreachable {
+			continue // more may be due
+		}
+		if stats.Claimed > 0 {
+			// Keep the connection no longer than a batch: an idle SMTP
+			// connection is soon closed by the server anyway.
+			w.mailer.Close()
+		}
+		t := time.NewTimer(w.opts.PollInterval)
+		select {
+		case <-ctx.Done():
+		case <-w.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	return nil
+}
+
+// drainSafely runs one batch, turning a panic into an error.
+func (w *Worker) drainSafely(ctx context.Context) (stats Stats, err error) {
+	if !w.opts.NoRecover {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+			}
+		}()
+	}
+	return w.Drain(ctx)
+}
+
+// Stats count what one batch did.
+type Stats struct {
+	Claimed int
+	Sent    int
+	Retried int // temporary failures, due again later
+	Failed  int // permanent failures and items given up on
+	// Unreachable: the SMTP server could not be reached, and the batch
+	// stopped at the first item.
+	Unreachable bool
+}
+
+// Drain claims one batch of due items, sends them and records the
+// outcomes. It returns the batch's counts; an error means the batch could
+// not be loaded or recorded (the items stay claimed until the sweeper
+// hands them out again).
+func (w *Worker) Drain(ctx context.Context) (Stats, error) {
+	var items []*casedesk.OutboxItem
+	err := w.store.Update(ctx, func(tx casedesk.Tx) (err error) {
+		items, err = tx.ClaimOutbox(ctx, w.opts.BatchSize)
+		return err
+	})
+	stats := Stats{Claimed: len(items)}
+	if err != nil || len(items) == 0 {
+		return stats, err
+	}
+	jobs, err := w.prepare(ctx, items)
+	if err != nil {
+		// Give the items back rather than leave them to the sweeper.
+		outcomes := make([]outcome, len(items))
+		for i := range outcomes {
+			outcomes[i] = outcome{job: &job{item: items[i]}, sendErr: err}
+		}
+		if rerr := w.record(ctx, outcomes, &stats); rerr != nil {
+			return stats, errors.Join(err, rerr)
+		}
+		return stats, err
+	}
+	outcomes := w.send(ctx, jobs, &stats)
+	return stats, w.record(ctx, outcomes, &stats)
+}
+
+// prepare reads what the items need, per tenant, and composes them.
+func (w *Worker) prepare(ctx context.Context, items []*casedesk.OutboxItem) ([]*job, error) {
+	jobs := make([]*job, len(items))
+	byTenant := map[int64][]*job{}
+	var tenants []int64
+	for i, it := range items {
+		j := &job{item: it}
+		j.payload, j.err = decodePayload(it)
+		jobs[i] = j
+		if _, ok := byTenant[it.TenantID]; !ok {
+			tenants = append(tenants, it.TenantID)
+		}
+		byTenant[it.TenantID] = append(byTenant[it.TenantID], j)
+	}
+	batches := map[int64]*tenantBatch{}
+	err := w.store.View(ctx, func(tx casedesk.Tx) error {
+		for _, id := range tenants {
+			b, err := w.load(ctx, tx, id, byTenant[id])
+			if err != nil {
+				return err
+			}
+			batches[id] = b
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	for _, j := range jobs {
+		if j.err == nil {
+			w.compose(batches[j.item.TenantID], j, now)
+		}
+	}
+	return jobs, nil
+}
+
+// outcome is what became of one job.
+type outcome struct {
+	job     *job
+	raw     []byte // the bytes sent
+	sendErr error  // nil: sent
+	// stopped: not attempted because the worker stopped or the server was
+	// unreachable; due again at once (stopped) or after the backoff.
+	stopped bool
+}
+
+// send delivers the jobs in order over the mailer's connection. It stops
+// at the first failure to reach the server, and when ctx ends.
+func (w *Worker) send(ctx context.Context, jobs []*job, stats *Stats) []outcome {
+	outcomes := make([]outcome, len(jobs))
+	var halt error
+	for i, j := range jobs {
+		o := &outcomes[i]
+		o.job = j
+		if halt != nil {
+			o.sendErr, o.stopped = halt, ctx.Err() != nil
+			continue
+		}
+		if j.err != nil {
+			o.sendErr = j.err
+			continue
+		}
+		msg, raw, err := j.build()
+		if err != nil {
+			o.sendErr = err
+			continue
+		}
+		err = w.mailer.Send(ctx, msg)
+		o.raw, o.sendErr = raw, err
+		var se *SendError
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			halt, o.stopped = err, true
+		case errors.As(err, &se) && se.Stage == StageConnect:
+			// Every other item would fail the same way.
+			halt, stats.Unreachable = err, true
+			w.log.Warn("smtp server unreachable", "err", err)
+		}
+	}
+	return outcomes
+}
+
+// build makes the MIME message and the bytes that will be sent; the bytes
+// are also what is kept on the case. A message that cannot be built, or
+// not kept, is refused before it is sent.
+func (j *job) build() (*mail.Msg, []byte, error) {
+	msg, err := Build(j.out)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := Raw(msg)
+	if err != nil {
+		return nil, nil, casedesk.Errorf(casedesk.EINVALID, "%v", err)
+	}
+	if j.stored != nil {
+		j.stored.Raw = raw
+		j.stored.InReplyTo, j.stored.References = j.out.threadHeaders(casedesk.NormalizeMessageID(j.out.MessageID))
+		if err := j.stored.Validate(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return msg, raw, nil
+}
+
+// record stores the sent messages on their cases, writes an event for
+// each item that failed for good, and records every item's outcome, in
+// one transaction. The mail is out already, so a failure to record is
+// retried a few times before it is given up to the sweeper.
+func (w *Worker) record(ctx context.Context, outcomes []outcome, stats *Stats) error {
+	// Record even when ctx ended: the mail went out.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var counts Stats
+	attempt := func() error {
+		return w.store.Update(rctx, func(tx casedesk.Tx) error {
+			counts = Stats{}
+			results, stored, events := w.results(tx.Now(), outcomes, &counts)
+			for _, tenant := range sortedKeys(stored) {
+				if _, err := tx.AppendMessages(rctx, stored[tenant]); err != nil {
+					return fmt.Errorf("store sent mail: %w", err)
+				}
+			}
+			for _, tenant := range sortedKeys(events) {
+				if _, err := tx.AddEvents(rctx, events[tenant]); err != nil {
+					return fmt.Errorf("record delivery failures: %w", err)
+				}
+			}
+			return tx.FinishOutboxItems(rctx, results)
+		})
+	}
+	var err error
+	for try := 0; try < 3; try++ {
+		if try > 0 {
+			select {
+			case <-rctx.Done():
+			case <-time.After(time.Duration(try) * 500 * time.Millisecond):
+			}
+		}
+		if err = attempt(); err == nil || casedesk.ErrorCode(err) == casedesk.ECONFLICT {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("record outbox batch: %w", err)
+	}
+	stats.Sent, stats.Retried, stats.Failed = counts.Sent, counts.Retried, counts.Failed
+	for _, o := range outcomes {
+		w.logOutcome(o)
+	}
+	return nil
+}
+
+// results decides each item's next state at now.
+func (w *Worker) results(now time.Time, outcomes []outcome, counts *Stats) (
+	results []casedesk.OutboxResult, stored map[int64][]casedesk.NewMessage, events map[int64][]casedesk.Event) {
+	stored, events = map[int64][]casedesk.NewMessage{}, map[int64][]casedesk.Event{}
+	for _, o := range outcomes {
+		it := o.job.item
+		r := casedesk.OutboxResult{TenantID: it.TenantID, ID: it.ID}
+		switch {
+		case o.sendErr == nil:
+			r.State = casedesk.OutboxSent
+			counts.Sent++
+			if o.job.stored != nil {
+				stored[it.TenantID] = append(stored[it.TenantID], *o.job.stored)
+			}
+		case o.stopped:
+			r.State, r.NextAttemptAt, r.Error = casedesk.OutboxPending, now, errorText(o.sendErr)
+			counts.Retried++
+		case final(o.sendErr):
+			r.State, r.Error = casedesk.OutboxFailed, errorText(o.sendErr)
+			counts.Failed++
+		case w.opts.Backoff.GiveUp(it.CreatedAt, now):
+			r.State = casedesk.OutboxFailed
+			r.Error = fmt.Sprintf("gave up after %d attempts in %s: %s", it.Attempts,
+				now.Sub(it.CreatedAt).Round(time.Minute), errorText(o.sendErr))
+			counts.Failed++
+		default:
+			r.State, r.Error = casedesk.OutboxPending, errorText(o.sendErr)
+			r.NextAttemptAt = now.Add(w.opts.Backoff.Delay(it.Attempts, w.opts.Jitter()))
+			counts.Retried++
+		}
+		if r.State == casedesk.OutboxFailed && it.CaseID != 0 {
+			data, _ := json.Marshal(map[string]any{"outbox_id": it.ID, "kind": it.Kind, "to": it.To,
+				"message_id": it.MessageID, "attempts": it.Attempts, "error": r.Error})
+			events[it.TenantID] = append(events[it.TenantID], casedesk.Event{TenantID: it.TenantID, CaseID: it.CaseID,
+				Kind: casedesk.EventDeliveryFail, Actor: casedesk.SystemActor, Data: data})
+		}
+		results = append(results, r)
+	}
+	return results, stored, events
+}
+
+// final reports whether sending again cannot succeed: a 5xx answer, or
+// an item that can never be built.
+func final(err error) bool {
+	var se *SendError
+	if errors.As(err, &se) {
+		return se.Permanent
+	}
+	switch casedesk.ErrorCode(err) {
+	case casedesk.EINVALID, casedesk.ENOTFOUND:
+		return true
+	}
+	return false
+}
+
+// errorText is the error as kept on the item: the server's answer for
+// SMTP failures.
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func (w *Worker) logOutcome(o outcome) {
+	it := o.job.item
+	attrs := []any{"tenant_id", it.TenantID, "outbox_id", it.ID, "case_id", it.CaseID, "kind", it.Kind,
+		"message_id", it.MessageID, "attempt", it.Attempts}
+	switch {
+	case o.sendErr == nil:
+		w.log.Debug("mail sent", attrs...)
+	case o.stopped:
+	case final(o.sendErr):
+		w.log.Warn("mail failed permanently", append(attrs, "err", o.sendErr)...)
+	default:
+		w.log.Info("mail deferred", append(attrs, "err", o.sendErr)...)
+	}
+}
+
+// templateSet returns the tenant's templates, compiling them only when
+// its overrides changed. A stored override that no longer compiles (say,
+// after an upgrade) must not stop the tenant's mail: it is logged and the
+// defaults are used.
+func (w *Worker) templateSet(ctx context.Context, tx casedesk.Tx, tenantID int64) (*templates.Set, error) {
+	overrides, err := tx.TemplateOverrides(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("load template overrides: %w", err)
+	}
+	h := fnv.New64a()
+	for _, o := range overrides {
+		fmt.Fprintf(h, "%s\x00%s\x00%d\x00%d\x00", o.Name, o.Lang, o.UpdatedAt.UnixNano(),
+			len(o.Subject)+len(o.Text)+len(o.HTML))
+	}
+	sum := h.Sum64()
+	w.mu.Lock()
+	c, ok := w.sets[tenantID]
+	w.mu.Unlock()
+	if ok && c.sum == sum {
+		return c.set, nil
+	}
+	set, err := templates.NewSet(overrides...)
+	if err != nil {
+		w.log.Error("tenant templates do not compile, using the defaults", "tenant_id", tenantID, "err", err)
+		set = nil // the defaults
+	}
+	w.mu.Lock()
+	w.sets[tenantID] = cachedSet{sum: sum, set: set}
+	w.mu.Unlock()
+	return set, nil
+}
+
+func sortedKeys[V any](m map[int64]V) []int64 {
+	keys := make([]int64, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, cmp.Compare)
+	return keys
+}

@@ -1,0 +1,834 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jhillyerd/enmime/v2"
+
+	"github.com/casedesk/casedesk"
+	"github.com/casedesk/casedesk/casestore"
+	"github.com/casedesk/casedesk/casestore/casestoretest"
+	"github.com/casedesk/casedesk/ingest"
+	"github.com/casedesk/casedesk/templates"
+	"github.com/casedesk/casedesk/threading"
+)
+
+// The worker tests keep cases and the outbox in a real PostgreSQL database
+// of their own.
+func TestMain(m *testing.M) { casestoretest.Main(m) }
+
+func testLogger() *slog.Logger {
+	if os.Getenv("CASEDESK_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+const testLoop = "casedesk@acme.example"
+
+// testClock is the store's clock, moved by the tests.
+type testClock struct{ ns atomic.Int64 }
+
+func (c *testClock) Now() time.Time { return time.Unix(0, c.ns.Load()).UTC() }
+
+func (c *testClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+
+// workerEnv is a tenant (support@acme.example, agent Alex Agent, account
+// Customer Inc) whose inbound mail goes through the ingest processor and
+// whose outbox a Worker sends to an in-process SMTP server.
+type workerEnv struct {
+	t      *testing.T
+	clock  *testClock
+	db     *casestore.DB
+	tenant *casedesk.Tenant
+	agent  *casedesk.User
+	tokens threading.Tokens
+	proc   *ingest.StoreProcessor
+	smtp   *testServer
+	worker *Worker
+	uid    uint32
+}
+
+func newWorkerEnv(t *testing.T) *workerEnv {
+	t.Helper()
+	e := &workerEnv{t: t, clock: &testClock{}}
+	e.clock.ns.Store(time.Now().Truncate(time.Second).UnixNano())
+	e.db = casestoretest.Open(t, casestore.WithClock(e.clock.Now))
+	ctx := context.Background()
+	err := e.db.Update(ctx, func(tx casedesk.Tx) (err error) {
+		e.tenant, err = tx.CreateTenant(ctx, casedesk.NewTenant{Slug: fmt.Sprintf("w-%d", time.Now().UnixNano()),
+			Name: "Acme Support", SupportAddress: "support@acme.example"})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateAccount(ctx, casedesk.NewAccount{TenantID: e.tenant.ID, Name: "Customer Inc",
+			Domains: []string{"customer.example"}}); err != nil {
+			return err
+		}
+		e.agent, err = tx.CreateUser(ctx, casedesk.NewUser{TenantID: e.tenant.ID, Name: "Alex Agent",
+			Email: "alex@acme.example", RoleName: "support"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Workers claim due items of every tenant, and the tests share one
+	// database: nothing of this test may stay due for the next.
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, casestoretest.URL(t))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `UPDATE outbox SET state = 'failed'
+			WHERE tenant_id = $1 AND state IN ('pending', 'sending')`, e.tenant.ID); err != nil {
+			t.Error(err)
+		}
+	})
+	e.tokens = threading.NewTokens(e.tenant.ID, e.tenant.TokenSecret)
+	e.proc = ingest.NewStoreProcessor(e.db, ingest.ProcessorOptions{Logger: testLogger(),
+		Classifier: ingest.ClassifierConfig{LoopValue: testLoop}})
+	e.smtp = newTestServer(t, serverOptions{})
+	e.worker = e.newWorker()
+	return e
+}
+
+// newWorker returns a worker with its own connection to the test server.
+func (e *workerEnv) newWorker() *Worker {
+	e.t.Helper()
+	sender, err := NewSender(e.smtp.config())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { sender.Close() })
+	return NewWorker(e.db, sender, WorkerOptions{Loop: testLoop, Logger: testLogger(), NoRecover: true,
+		Jitter: func() float64 { return 0.5 }})
+}
+
+// deliver hands raw mail to the processor as one batch.
+func (e *workerEnv) deliver(mails ...[]byte) {
+	e.t.Helper()
+	batch := make([]*ingest.Fetched, len(mails))
+	for i, raw := range mails {
+		e.uid++
+		batch[i] = &ingest.Fetched{TenantID: e.tenant.ID, Mailbox: "INBOX", UIDValidity: 1, UID: e.uid,
+			Size: int64(len(raw)), Raw: raw}
+	}
+	if err := e.proc.Process(context.Background(), batch); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// drain runs one batch and fails the test on error.
+func (e *workerEnv) drain() Stats {
+	e.t.Helper()
+	stats, err := e.worker.Drain(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return stats
+}
+
+func (e *workerEnv) view(fn func(tx casedesk.Tx) error) {
+	e.t.Helper()
+	if err := e.db.View(context.Background(), fn); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// outbox returns the tenant's outbox items, oldest first.
+func (e *workerEnv) outbox() []*casedesk.OutboxItem {
+	e.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, casestoretest.URL(e.t))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, _ := conn.Query(ctx, `SELECT id FROM outbox WHERE tenant_id = $1 ORDER BY id`, e.tenant.ID)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	items := make([]*casedesk.OutboxItem, len(ids))
+	for i, id := range ids {
+		items[i] = e.item(id)
+	}
+	return items
+}
+
+// item re-reads one outbox item.
+func (e *workerEnv) item(id int64) *casedesk.OutboxItem {
+	e.t.Helper()
+	var it *casedesk.OutboxItem
+	e.view(func(tx casedesk.Tx) (err error) {
+		it, err = tx.FindOutboxItem(context.Background(), e.tenant.ID, id)
+		return err
+	})
+	return it
+}
+
+// caseOf returns the case holding the stored message with this Message-ID.
+func (e *workerEnv) caseOf(messageID string) *casedesk.Case {
+	e.t.Helper()
+	var c *casedesk.Case
+	e.view(func(tx casedesk.Tx) error {
+		refs, err := tx.FindMessagesByMessageIDs(context.Background(), e.tenant.ID, []string{messageID})
+		if err != nil {
+			return err
+		}
+		if len(refs) != 1 {
+			return fmt.Errorf("message %s stored %d times", messageID, len(refs))
+		}
+		c, err = tx.FindCase(context.Background(), e.tenant.ID, refs[0].CaseID)
+		return err
+	})
+	return c
+}
+
+func (e *workerEnv) messages(c *casedesk.Case) []*casedesk.Message {
+	e.t.Helper()
+	var msgs []*casedesk.Message
+	e.view(func(tx casedesk.Tx) (err error) {
+		msgs, err = tx.ListMessages(context.Background(), e.tenant.ID, c.ID)
+		return err
+	})
+	return msgs
+}
+
+func (e *workerEnv) events(c *casedesk.Case, kind string) []*casedesk.Event {
+	e.t.Helper()
+	var out []*casedesk.Event
+	e.view(func(tx casedesk.Tx) error {
+		evs, err := tx.ListEvents(context.Background(), e.tenant.ID, c.ID)
+		for _, ev := range evs {
+			if ev.Kind == kind {
+				out = append(out, ev)
+			}
+		}
+		return err
+	})
+	return out
+}
+
+// captured parses the i-th message the SMTP server accepted.
+func (e *workerEnv) captured(i int) (*enmime.Envelope, received) {
+	e.t.Helper()
+	got := e.smtp.received()
+	if len(got) <= i {
+		e.t.Fatalf("SMTP server has %d messages, want message %d", len(got), i+1)
+	}
+	env, err := enmime.ReadEnvelope(bytes.NewReader(got[i].Raw))
+	if err != nil {
+		e.t.Fatalf("enmime: %v\n%s", err, got[i].Raw)
+	}
+	for _, perr := range env.Errors {
+		e.t.Errorf("enmime: %v", perr)
+	}
+	return env, got[i]
+}
+
+// inbound is customer or agent mail for the processor.
+type inbound struct {
+	ID, From, To, Cc, Subject, InReplyTo, References, Body string
+}
+
+func (m inbound) raw() []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Message-ID: <%s>\r\nFrom: %s\r\nTo: %s\r\n", m.ID, m.From, m.To)
+	if m.Cc != "" {
+		fmt.Fprintf(&b, "Cc: %s\r\n", m.Cc)
+	}
+	fmt.Fprintf(&b, "Subject: %s\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n", m.Subject)
+	if m.InReplyTo != "" {
+		fmt.Fprintf(&b, "In-Reply-To: <%s>\r\n", m.InReplyTo)
+	}
+	if m.References != "" {
+		fmt.Fprintf(&b, "References: %s\r\n", m.References)
+	}
+	body := m.Body
+	if body == "" {
+		body = "Hello,\r\n\r\nthe printer on the 3rd floor is on fire again.\r\n\r\nCara"
+	}
+	fmt.Fprintf(&b, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n", body)
+	return []byte(b.String())
+}
+
+func opening() inbound {
+	return inbound{ID: "CAF+orig@mail.gmail.com", From: "Cara Customer <cara@customer.example>",
+		To: "Acme Support <support@acme.example>", Cc: "Dan <dan@customer.example>",
+		Subject: "Printer <b>on</b> fire & smoking"}
+}
+
+func unbracket(s string) string { return strings.Trim(strings.TrimSpace(s), "<>") }
+
+func refsOf(env *enmime.Envelope) []string {
+	var out []string
+	for _, r := range strings.Fields(env.GetHeader("References")) {
+		out = append(out, unbracket(r))
+	}
+	return out
+}
+
+// TestWorkerSendsAckWithEveryHeader: the acknowledgement of a new case
+// reaches the SMTP server with every header threading and loop prevention
+// need, and the customer's answer to it, built from the captured mail,
+// lands in the same case without a second acknowledgement.
+func TestWorkerSendsAckWithEveryHeader(t *testing.T) {
+	e := newWorkerEnv(t)
+	e.deliver(opening().raw())
+	c := e.caseOf("CAF+orig@mail.gmail.com")
+
+	stats := e.drain()
+	if stats != (Stats{Claimed: 1, Sent: 1}) {
+		t.Fatalf("stats = %+v, want one sent", stats)
+	}
+	env, rec := e.captured(0)
+	if !slices.Equal(rec.To, []string{"cara@customer.example"}) || rec.From != "support@acme.example" {
+		t.Errorf("envelope from %q to %q", rec.From, rec.To)
+	}
+	tag := fmt.Sprintf("[Case #%d]", c.Number)
+	wantHeaders := map[string]string{
+		"From":                     `"Acme Support" <support@acme.example>`,
+		"To":                       `"Cara Customer" <cara@customer.example>`,
+		"Reply-To":                 "<" + e.tokens.ReplyAddress("support@acme.example", c.Number) + ">",
+		"Subject":                  tag + " We have received your request: Printer <b>on</b> fire & smoking",
+		"In-Reply-To":              "<CAF+orig@mail.gmail.com>",
+		"References":               "<CAF+orig@mail.gmail.com>",
+		"Auto-Submitted":           "auto-replied",
+		"X-Auto-Response-Suppress": "All",
+		"X-Loop":                   testLoop,
+	}
+	for k, want := range wantHeaders {
+		if got := env.GetHeader(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if n := strings.Count(env.GetHeader("Subject"), "[Case #"); n != 1 {
+		t.Errorf("subject has %d tags: %q", n, env.GetHeader("Subject"))
+	}
+	msgID := unbracket(env.GetHeader("Message-Id"))
+	if n, ok := e.tokens.CaseFromMessageID(msgID); !ok || n != c.Number {
+		t.Errorf("Message-ID %q carries case %d, %v; want %d", msgID, n, ok, c.Number)
+	}
+	if d, err := env.Date(); err != nil || time.Since(d) > time.Minute {
+		t.Errorf("Date = %v, %v", d, err)
+	}
+	if ct := env.Root.ContentType; ct != "multipart/alternative" {
+		t.Errorf("Content-Type = %q, want multipart/alternative", ct)
+	}
+	num := fmt.Sprint(c.Number)
+	if !strings.Contains(env.Text, "#"+num) || !strings.Contains(env.HTML, "#"+num) {
+		t.Errorf("body does not name case #%s:\n%s\n%s", num, env.Text, env.HTML)
+	}
+	// The customer's subject holds HTML: text as it is, escaped in HTML.
+	if !strings.Contains(env.Text, "Printer <b>on</b> fire & smoking") {
+		t.Errorf("text part lost the subject:\n%s", env.Text)
+	}
+	if strings.Contains(env.HTML, "<b>on</b>") || !strings.Contains(env.HTML, "&lt;b&gt;on&lt;/b&gt;") {
+		t.Errorf("subject not escaped in the HTML part:\n%s", env.HTML)
+	}
+
+	// Kept on the case as outbound mail, byte for byte what was sent.
+	msgs := e.messages(c)
+	if len(msgs) != 2 {
+		t.Fatalf("case has %d messages, want 2", len(msgs))
+	}
+	out := msgs[1]
+	if out.Direction != casedesk.Outbound || out.AuthorKind != casedesk.AuthorSystem || out.MessageID != msgID ||
+		out.InReplyTo != "CAF+orig@mail.gmail.com" || out.Subject != env.GetHeader("Subject") {
+		t.Errorf("stored ack = %+v", out)
+	}
+	var raw []byte
+	e.view(func(tx casedesk.Tx) (err error) {
+		raw, err = tx.RawMessage(context.Background(), e.tenant.ID, out.ID)
+		return err
+	})
+	if !bytes.Equal(raw, rec.Raw) {
+		t.Errorf("stored bytes differ from the sent ones")
+	}
+	items := e.outbox()
+	if len(items) != 1 || items[0].State != casedesk.OutboxSent || items[0].Attempts != 1 || items[0].SentAt.IsZero() {
+		t.Errorf("outbox = %+v", items[0])
+	}
+
+	// Cara answers from a client that drops References and edits the
+	// subject: In-Reply-To alone finds the case.
+	e.deliver(inbound{ID: "CAF+answer@mail.gmail.com", From: "Cara Customer <cara@customer.example>",
+		To: "Acme Support <support@acme.example>", Subject: "AW: printer still smoking",
+		InReplyTo: msgID, Body: "It is still smoking."}.raw())
+	if got := e.caseOf("CAF+answer@mail.gmail.com"); got.ID != c.ID {
+		t.Fatalf("the answer opened case #%d, want #%d", got.Number, c.Number)
+	}
+	if stats := e.drain(); stats.Claimed != 0 {
+		t.Errorf("the answer was acknowledged again: %+v", stats)
+	}
+}
+
+// TestWorkerRelaysAgentReply: an agent's in-thread reply goes to the
+// requester with the other participants in copy, from "Agent via
+// Support", threaded under the customer's mail, without the agent's
+// command line or Auto-Submitted, with the agent's attachment.
+func TestWorkerRelaysAgentReply(t *testing.T) {
+	e := newWorkerEnv(t)
+	e.deliver(opening().raw())
+	c := e.caseOf("CAF+orig@mail.gmail.com")
+	e.drain()
+	ack, _ := e.captured(0)
+	ackID := unbracket(ack.GetHeader("Message-Id"))
+
+	agentMail := "Message-ID: <agent-1@acme.example>\r\nFrom: Alex Agent <alex@acme.example>\r\n" +
+		"To: " + e.tokens.ReplyAddress("support@acme.example", c.Number) + "\r\n" +
+		"Subject: Re: " + ack.GetHeader("Subject") + "\r\nDate: Mon, 23 Nov 2026 11:00:00 +0000\r\n" +
+		"In-Reply-To: <" + ackID + ">\r\nReferences: <CAF+orig@mail.gmail.com> <" + ackID + ">\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n" +
+		"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n#pending\r\n\r\nPlease run the attached fix.\r\n\r\nAlex\r\n" +
+		"--b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=fix.sh\r\n\r\necho fixed\r\n" +
+		"--b1--\r\n"
+	e.deliver([]byte(agentMail))
+	if stats := e.drain(); stats.Sent != 1 {
+		t.Fatalf("stats = %+v, want the relay sent", stats)
+	}
+	env, rec := e.captured(1)
+	if !slices.Equal(rec.To, []string{"cara@customer.example", "dan@customer.example"}) {
+		t.Errorf("envelope recipients %q", rec.To)
+	}
+	for k, want := range map[string]string{
+		"From":        `"Alex Agent via Acme Support" <support@acme.example>`,
+		"To":          `"Cara Customer" <cara@customer.example>`,
+		"Cc":          `"Dan" <dan@customer.example>`,
+		"In-Reply-To": "<" + ackID + ">",
+		"References":  "<CAF+orig@mail.gmail.com> <" + ackID + ">",
+		"Reply-To":    "<" + e.tokens.ReplyAddress("support@acme.example", c.Number) + ">",
+		"X-Loop":      testLoop,
+	} {
+		if got := env.GetHeader(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	for _, k := range []string{"Auto-Submitted", "X-Auto-Response-Suppress"} {
+		if v := env.GetHeader(k); v != "" {
+			t.Errorf("a human's reply carries %s: %q", k, v)
+		}
+	}
+	if n := strings.Count(env.GetHeader("Subject"), "[Case #"); n != 1 {
+		t.Errorf("subject has %d tags: %q", n, env.GetHeader("Subject"))
+	}
+	if strings.Contains(env.Text, "#pending") || !strings.Contains(env.Text, "Please run the attached fix.") ||
+		!strings.Contains(env.Text, "Alex Agent") {
+		t.Errorf("relayed text:\n%s", env.Text)
+	}
+	if len(env.Attachments) != 1 || env.Attachments[0].FileName != "fix.sh" ||
+		strings.TrimSpace(string(env.Attachments[0].Content)) != "echo fixed" {
+		t.Errorf("attachments = %v", env.Attachments)
+	}
+	msgs := e.messages(c)
+	last := msgs[len(msgs)-1]
+	if last.Direction != casedesk.Outbound || last.AuthorKind != casedesk.AuthorAgent || last.UserID != e.agent.ID ||
+		len(last.Attachments) != 1 {
+		t.Errorf("stored relay = %+v", last)
+	}
+
+	// Dan answers the relay: same case.
+	relayID := unbracket(env.GetHeader("Message-Id"))
+	e.deliver(inbound{ID: "dan-1@customer.example", From: "Dan <dan@customer.example>", To: "support@acme.example",
+		Subject: "Re: fix", InReplyTo: relayID, Body: "Done."}.raw())
+	if got := e.caseOf("dan-1@customer.example"); got.ID != c.ID {
+		t.Errorf("Dan's answer opened case #%d, want #%d", got.Number, c.Number)
+	}
+}
+
+// TestWorkerRetriesTemporaryFailures: a server answering 4xx for the first
+// attempts gets the mail once it recovers; each attempt is counted and
+// spaced by the backoff.
+func TestWorkerRetriesTemporaryFailures(t *testing.T) {
+	e := newWorkerEnv(t)
+	e.deliver(opening().raw())
+	e.smtp.failNext("mail", 3, fault{code: 451, enhanced: [3]int{4, 3, 0}, text: "try again later"})
+	b := casedesk.DefaultBackoff
+	for attempt := 1; attempt <= 3; attempt++ {
+		if stats := e.drain(); stats != (Stats{Claimed: 1, Retried: 1}) {
+			t.Fatalf("attempt %d: stats = %+v", attempt, stats)
+		}
+		it := e.outbox()[0]
+		wantDue := e.clock.Now().Add(b.Delay(attempt, 0.5))
+		if it.State != casedesk.OutboxPending || it.Attempts != attempt || !it.NextAttemptAt.Equal(wantDue) ||
+			!strings.Contains(it.LastError, "451") || !strings.Contains(it.LastError, "try again later") {
+			t.Fatalf("attempt %d: item = %+v, want pending due %v", attempt, it, wantDue)
+		}
+		// Not due yet: nothing is claimed.
+		if stats := e.drain(); stats.Claimed != 0 {
+			t.Fatalf("claimed before it was due: %+v", stats)
+		}
+		e.clock.Add(b.Delay(attempt, 0.5))
+	}
+	if stats := e.drain(); stats != (Stats{Claimed: 1, Sent: 1}) {
+		t.Fatalf("after recovery: stats = %+v", stats)
+	}
+	it := e.outbox()[0]
+	if it.State != casedesk.OutboxSent || it.Attempts != 4 || it.LastError != "" {
+		t.Errorf("item = %+v, want sent on attempt 4", it)
+	}
+	if n := e.smtp.accepted(); n != 1 {
+		t.Errorf("server accepted %d messages, want 1", n)
+	}
+}
+
+// TestWorkerPermanentFailure: a 5xx fails the item at once with the
+// server's text and an event on the case; it is never tried again.
+func TestWorkerPermanentFailure(t *testing.T) {
+	e := newWorkerEnv(t)
+	e.deliver(opening().raw())
+	c := e.caseOf("CAF+orig@mail.gmail.com")
+	e.smtp.failNext("rcpt", 1, fault{code: 550, enhanced: [3]int{5, 1, 1}, text: "no such user here"})
+	if stats := e.drain(); stats != (Stats{Claimed: 1, Failed: 1}) {
+		t.Fatalf("stats = %+v", stats)
+	}
+	it := e.outbox()[0]
+	if it.State != casedesk.OutboxFailed || !strings.Contains(it.LastError, "550") ||
+		!strings.Contains(it.LastError, "no such user here") {
+		t.Errorf("item = %+v", it)
+	}
+	evs := e.events(c, casedesk.EventDeliveryFail)
+	if len(evs) != 1 || !strings.Contains(string(evs[0].Data), "no such user here") {
+		t.Fatalf("delivery_failed events = %v", evs)
+	}
+	e.clock.Add(48 * time.Hour)
+	if stats := e.drain(); stats.Claimed != 0 {
+		t.Errorf("a failed item was claimed again: %+v", stats)
+	}
+	if n := e.smtp.accepted(); n != 0 {
+		t.Errorf("server accepted %d messages", n)
+	}
+	if msgs := e.messages(c); len(msgs) != 1 {
+		t.Errorf("case has %d messages; a failed mail must not be kept as sent", len(msgs))
+	}
+}
+
+// TestWorkerGivesUp: temporary failures for longer than the backoff's
+// limit end in a failed item and an event.
+func TestWorkerGivesUp(t *testing.T) {
+	e := newWorkerEnv(t)
+	e.deliver(opening().raw())
+	c := e.caseOf("CAF+orig@mail.gmail.com")
+	e.smtp.failNext("mail", 1000, fault{code: 421, text: "overloaded"})
+	attempts := 0
+	for {
+		stats := e.drain()
+		if stats.Claimed == 0 {
+			e.clock.Add(time.Hour)
+			continue
+		}
+		attempts++
+		if stats.Failed == 1 {
+			break
+		}
+		if attempts > 40 {
+			t.Fatal("never gave up")
+		}
+	}
+	it := e.outbox()[0]
+	age := e.clock.Now().Sub(it.CreatedAt)
+	if it.State != casedesk.OutboxFailed || !strings.Contains(it.LastError, "gave up") || age < 24*time.Hour || age > 25*time.Hour {
+		t.Errorf("item = %+v after %v", it, age)
+	}
+	if len(e.events(c, casedesk.EventDeliveryFail)) != 1 {
+		t.Error("no delivery_failed event")
+	}
+	// 1m, 2m, 4m, ... 1h: about 30 attempts in 24 hours.
+	if attempts < 20 || attempts > 35 {
+		t.Errorf("%d attempts in 24 hours", attempts)
+	}
+}
+
+// TestWorkerUnreachableServer: when the server cannot be reached the batch
+// stops at the first item and every item is due again later.
+func TestWorkerUnreachableServer(t *testing.T) {
+	e := newWorkerEnv(t)
+	for i := range 3 {
+		m := opening()
+		m.ID, m.From, m.Cc = fmt.Sprintf("u%d@customer.example", i), fmt.Sprintf("u%d@customer.example", i), ""
+		e.deliver(m.raw())
+	}
+	sender, err := NewSender(SMTPConfig{Host: "127.0.0.1", Port: 1, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.worker = NewWorker(e.db, sender, WorkerOptions{Loop: testLoop, Logger: testLogger(), NoRecover: true})
+	stats := e.drain()
+	if !stats.Unreachable || stats.Retried != 3 || stats.Sent+stats.Failed != 0 {
+		t.Fatalf("stats = %+v", stats)
+	}
+	for _, it := range e.outbox() {
+		if it.State != casedesk.OutboxPending || !it.NextAttemptAt.After(e.clock.Now()) || it.LastError == "" {
+			t.Errorf("item = %+v", it)
+		}
+	}
+}
+
+// TestWorkersSendEachItemOnce: three workers, each with its own
+// connection, drain 300 items together; the server receives each exactly
+// once.
+func TestWorkersSendEachItemOnce(t *testing.T) {
+	e := newWorkerEnv(t)
+	const n = 300
+	ctx := context.Background()
+	err := e.db.Update(ctx, func(tx casedesk.Tx) error {
+		requester, err := tx.UpsertContact(ctx, e.tenant.ID, casedesk.Address{Name: "Cara", Email: "cara@customer.example"})
+		if err != nil {
+			return err
+		}
+		ncs := make([]casedesk.NewCase, n)
+		for i := range ncs {
+			ncs[i] = casedesk.NewCase{TenantID: e.tenant.ID, Subject: fmt.Sprintf("case %d", i), RequesterID: requester.ID,
+				Priority: casedesk.PriorityNormal, Category: casedesk.CategoryEmail}
+		}
+		cases, err := tx.CreateCases(ctx, ncs)
+		if err != nil {
+			return err
+		}
+		items := make([]casedesk.NewOutboxItem, n)
+		for i, c := range cases {
+			items[i] = casedesk.NewOutboxItem{TenantID: e.tenant.ID, CaseID: c.ID, Kind: casedesk.OutboxAck,
+				To: "cara@customer.example", MessageID: e.tokens.MessageID(c.Number, int64(i), "acme.example"),
+				Payload: json.RawMessage(fmt.Sprintf(`{"case_number": %d, "in_reply_to": "in-%d@customer.example"}`, c.Number, i))}
+		}
+		_, err = tx.EnqueueOutboxItems(ctx, items)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	workers := []*Worker{e.newWorker(), e.newWorker(), e.newWorker()}
+	var wg sync.WaitGroup
+	var claimed [3]int
+	errs := make(chan error, 3)
+	for i, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				stats, err := w.Drain(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if stats.Claimed == 0 {
+					return
+				}
+				claimed[i] += stats.Claimed
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, r := range e.smtp.received() {
+		env, err := enmime.ReadEnvelope(bytes.NewReader(r.Raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[env.GetHeader("Message-Id")]++
+	}
+	if len(seen) != n || e.smtp.accepted() != n {
+		t.Errorf("server got %d messages with %d Message-IDs, want %d each", e.smtp.accepted(), len(seen), n)
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("%s received %d times", id, k)
+		}
+	}
+	for i, k := range claimed {
+		if k == 0 {
+			t.Logf("worker %d claimed nothing (claims: %v)", i, claimed)
+		}
+	}
+	if claimed[0]+claimed[1]+claimed[2] != n {
+		t.Errorf("claims %v do not add up to %d", claimed, n)
+	}
+	sent := 0
+	for _, it := range e.outbox() {
+		if it.State == casedesk.OutboxSent && it.Attempts == 1 {
+			sent++
+		}
+	}
+	if sent != n {
+		t.Errorf("%d items sent on the first attempt, want %d", sent, n)
+	}
+}
+
+// TestWorkerUsesTenantTemplates: a tenant's valid override shapes its
+// mail, escaping the customer's HTML in the HTML part; an override that no
+// longer compiles falls back to the defaults rather than stop the mail.
+func TestWorkerUsesTenantTemplates(t *testing.T) {
+	e := newWorkerEnv(t)
+	ctx := context.Background()
+	err := e.db.Update(ctx, func(tx casedesk.Tx) error {
+		_, err := templates.Save(ctx, tx, casedesk.TemplateOverride{TenantID: e.tenant.ID, Name: "ack", Lang: "en",
+			Subject: "Ticket opened: {{.Subject}}",
+			Text:    "Hi {{.RequesterName}}, ticket {{.CaseNumber}} is open.",
+			HTML:    "<p>Hi {{.RequesterName}}, ticket {{.CaseNumber}} about {{.Subject}} is open.</p>"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.deliver(opening().raw())
+	e.drain()
+	env, _ := e.captured(0)
+	c := e.caseOf("CAF+orig@mail.gmail.com")
+	if want := fmt.Sprintf("[Case #%d] Ticket opened: Printer <b>on</b> fire & smoking", c.Number); env.GetHeader("Subject") != want {
+		t.Errorf("Subject = %q, want %q", env.GetHeader("Subject"), want)
+	}
+	if want := fmt.Sprintf("Hi Cara Customer, ticket %d is open.", c.Number); strings.TrimSpace(env.Text) != want {
+		t.Errorf("Text = %q, want %q", env.Text, want)
+	}
+	if !strings.Contains(env.HTML, "about Printer &lt;b&gt;on&lt;/b&gt; fire &amp; smoking is open") {
+		t.Errorf("HTML = %q", env.HTML)
+	}
+
+	// An override stored without validation that does not compile.
+	err = e.db.Update(ctx, func(tx casedesk.Tx) error {
+		_, err := tx.SaveTemplateOverride(ctx, casedesk.TemplateOverride{TenantID: e.tenant.ID, Name: "ack", Lang: "en",
+			Text: "Hi {{.Nope", HTML: "<p>x</p>"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := opening()
+	m.ID, m.From, m.Cc = "second@customer.example", "bob@customer.example", ""
+	e.deliver(m.raw())
+	if stats := e.drain(); stats.Sent != 1 {
+		t.Fatalf("stats = %+v", stats)
+	}
+	env, _ = e.captured(1)
+	if !strings.Contains(env.GetHeader("Subject"), "We have received your request") {
+		t.Errorf("default template not used: Subject = %q", env.GetHeader("Subject"))
+	}
+}
+
+// TestWorkerHeaderInjection: CR and LF in a case subject or an agent's
+// name cannot add a header to the mail sent.
+func TestWorkerHeaderInjection(t *testing.T) {
+	e := newWorkerEnv(t)
+	ctx := context.Background()
+	var c *casedesk.Case
+	err := e.db.Update(ctx, func(tx casedesk.Tx) error {
+		requester, err := tx.UpsertContact(ctx, e.tenant.ID, casedesk.Address{Name: "Eve\r\nBcc: x@evil.example",
+			Email: "eve@customer.example"})
+		if err != nil {
+			return err
+		}
+		c, err = tx.CreateCase(ctx, casedesk.NewCase{TenantID: e.tenant.ID, RequesterID: requester.ID,
+			Subject: "hi\r\nBcc: victim@evil.example\r\nX-Injected: yes", Priority: casedesk.PriorityNormal,
+			Category: casedesk.CategoryEmail})
+		if err != nil {
+			return err
+		}
+		agent, err := tx.CreateUser(ctx, casedesk.NewUser{TenantID: e.tenant.ID, Name: "Mallory\nX-Injected: yes",
+			Email: "mallory@acme.example", RoleName: "support"})
+		if err != nil {
+			return err
+		}
+		_, err = tx.EnqueueOutboxItems(ctx, []casedesk.NewOutboxItem{
+			{TenantID: e.tenant.ID, CaseID: c.ID, Kind: casedesk.OutboxAck, To: "eve@customer.example",
+				MessageID: e.tokens.MessageID(c.Number, 1, "acme.example"), Payload: json.RawMessage(`{}`)},
+			{TenantID: e.tenant.ID, CaseID: c.ID, Kind: casedesk.OutboxRelay, To: "eve@customer.example",
+				MessageID: e.tokens.MessageID(c.Number, 2, "acme.example"),
+				Payload:   json.RawMessage(fmt.Sprintf(`{"text": "hello", "agent_user_id": %d}`, agent.ID))},
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats := e.drain(); stats.Sent != 2 {
+		t.Fatalf("stats = %+v", stats)
+	}
+	for i := range 2 {
+		env, rec := e.captured(i)
+		if len(rec.To) != 1 || rec.To[0] != "eve@customer.example" {
+			t.Errorf("message %d went to %q", i, rec.To)
+		}
+		for _, k := range []string{"Bcc", "X-Injected"} {
+			if v := env.GetHeader(k); v != "" {
+				t.Errorf("message %d: injected %s: %q", i, k, v)
+			}
+		}
+		// The name is in the body too, where a line break is only text.
+		head, _, _ := bytes.Cut(rec.Raw, []byte("\r\n\r\n"))
+		checkNoInjection(t, head)
+	}
+}
+
+// TestWorkerKeepsBrokenItemsOut: an item that can never be sent (its
+// relayed message is gone, or an unknown kind) fails with an event, and
+// does not hold up the others in its batch.
+func TestWorkerKeepsBrokenItemsOut(t *testing.T) {
+	e := newWorkerEnv(t)
+	e.deliver(opening().raw())
+	c := e.caseOf("CAF+orig@mail.gmail.com")
+	ctx := context.Background()
+	err := e.db.Update(ctx, func(tx casedesk.Tx) error {
+		_, err := tx.EnqueueOutboxItems(ctx, []casedesk.NewOutboxItem{
+			{TenantID: e.tenant.ID, CaseID: c.ID, Kind: casedesk.OutboxRelay, To: "cara@customer.example",
+				MessageID: e.tokens.MessageID(c.Number, 7, "acme.example"), Payload: json.RawMessage(`{"message_id": 999999999}`)},
+			{TenantID: e.tenant.ID, CaseID: c.ID, Kind: "fax", To: "cara@customer.example",
+				MessageID: e.tokens.MessageID(c.Number, 8, "acme.example")},
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats := e.drain(); stats != (Stats{Claimed: 3, Sent: 1, Failed: 2}) {
+		t.Fatalf("stats = %+v", stats)
+	}
+	if n := len(e.events(c, casedesk.EventDeliveryFail)); n != 2 {
+		t.Errorf("%d delivery_failed events, want 2", n)
+	}
+}
+
+// TestWorkerRunStopsCleanly: Run sends what is queued, wakes on Wake, and
+// returns when its context ends.
+func TestWorkerRunStopsCleanly(t *testing.T) {
+	e := newWorkerEnv(t)
+	e.worker.opts.PollInterval = time.Hour // only Wake can start a batch
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.worker.Run(ctx) }()
+	e.deliver(opening().raw())
+	e.worker.Wake()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.smtp.accepted() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if e.smtp.accepted() != 1 {
+		t.Fatalf("server accepted %d messages, want 1", e.smtp.accepted())
+	}
+	if it := e.outbox()[0]; it.State != casedesk.OutboxSent {
+		t.Errorf("item = %+v", it)
+	}
+}
