@@ -229,6 +229,12 @@ type OutboxOps interface {
 	// or the error is ECONFLICT (an unknown item: ENOTFOUND) and nothing
 	// is written.
 	FinishOutboxItems(ctx context.Context, results []OutboxResult) error
+	// RequeueStuckOutbox hands out again the items claimed before
+	// claimedBefore and never finished, because the worker that claimed
+	// them crashed or lost the database: they become due now, and the
+	// count is returned. Their mail may have gone out already; it is sent
+	// again under the same Message-ID.
+	RequeueStuckOutbox(ctx context.Context, claimedBefore time.Time) (int, error)
 }
 
 // CheckpointOps remember how far each mailbox has been read.

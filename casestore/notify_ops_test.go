@@ -352,3 +352,58 @@ func TestFinishOutboxItemsRefused(t *testing.T) {
 		t.Error("FinishOutboxItems wrote in a View")
 	}
 }
+
+// TestRequeueStuckOutbox: items claimed before the cut-off and never
+// finished become due again; younger claims are left to their worker.
+func TestRequeueStuckOutbox(t *testing.T) {
+	// Older than every other test's claims, so that no other test's item
+	// is requeued, and each item here is finished before the end.
+	now := time.Date(1999, 6, 1, 10, 0, 0, 0, time.UTC)
+	f := newFixture(t, casestoreClock(&now))
+	stuck := f.enqueue(t, 2, casedesk.OutboxAck)
+	claimAll(t, f.db, stuck...)
+	now = now.Add(10 * time.Minute)
+	young := f.enqueue(t, 1, casedesk.OutboxAck)
+	claimAll(t, f.db, young...)
+	now = now.Add(10 * time.Minute)
+
+	var n int
+	update(t, f.db, func(tx casedesk.Tx) (err error) {
+		n, err = tx.RequeueStuckOutbox(ctx(), now.Add(-15*time.Minute))
+		return err
+	})
+	if n != 2 {
+		t.Errorf("requeued %d items, want 2", n)
+	}
+	got := findOutbox(t, f.db, append(slices.Clone(stuck), young...)...)
+	for _, it := range stuck {
+		o := got[it.ID]
+		if o.State != casedesk.OutboxPending || !o.NextAttemptAt.Equal(now) || o.Attempts != 1 ||
+			!strings.Contains(o.LastError, "1999-06-01 10:00:00 UTC and never finished") {
+			t.Errorf("stuck item = %+v, want pending, due now", o)
+		}
+	}
+	if o := got[young[0].ID]; o.State != casedesk.OutboxSending {
+		t.Errorf("young claim = %+v, want still sending", o)
+	}
+	update(t, f.db, func(tx casedesk.Tx) (err error) {
+		n, err = tx.RequeueStuckOutbox(ctx(), now.Add(-15*time.Minute))
+		return err
+	})
+	if n != 0 {
+		t.Errorf("second sweep requeued %d items", n)
+	}
+
+	// Claimed again, as a worker would, and finished.
+	claimAll(t, f.db, stuck...)
+	update(t, f.db, func(tx casedesk.Tx) error {
+		var rs []casedesk.OutboxResult
+		for _, it := range append(slices.Clone(stuck), young...) {
+			rs = append(rs, casedesk.OutboxResult{TenantID: it.TenantID, ID: it.ID, State: casedesk.OutboxSent})
+		}
+		return tx.FinishOutboxItems(ctx(), rs)
+	})
+	if o := findOutbox(t, f.db, stuck[0])[stuck[0].ID]; o.Attempts != 2 || o.State != casedesk.OutboxSent {
+		t.Errorf("requeued item = %+v, want sent on attempt 2", o)
+	}
+}

@@ -256,6 +256,20 @@ func checkOutboxResults(results []casedesk.OutboxResult) error {
 	return nil
 }
 
+// RequeueStuckOutbox makes items claimed before claimedBefore due again;
+// see casedesk.OutboxOps. The outbox_sending index holds exactly the
+// claimed items.
+func (t *tx) RequeueStuckOutbox(ctx context.Context, claimedBefore time.Time) (int, error) {
+	tag, err := t.tx.Exec(ctx, `UPDATE outbox SET state = 'pending', next_attempt_at = $1,
+			last_error = 'claimed at ' || to_char(claimed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') ||
+				' UTC and never finished; sending again'
+		WHERE state = 'sending' AND claimed_at < $2`, t.now, claimedBefore)
+	if err != nil {
+		return 0, wrap(err, "requeue stuck outbox")
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // FindOutboxItem returns an outbox item of the tenant.
 func (t *tx) FindOutboxItem(ctx context.Context, tenantID, id int64) (*casedesk.OutboxItem, error) {
 	o, err := scanOutbox(t.tx.QueryRow(ctx, `SELECT `+outboxColumns+` FROM outbox

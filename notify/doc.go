@@ -1,9 +1,11 @@
 // Package notify sends casedesk's outbound mail: acknowledgements, relayed
 // agent replies, reminders, notices and invoices.
 //
-// This part of it is the sending half. Build turns an already-rendered
-// Outgoing message into a MIME message with every header threading and loop
-// prevention rely on, and a Sender delivers built messages through one SMTP
-// server (go-mail), reusing one connection across a batch and saying for
-// each failure whether it is temporary (retry later) or permanent.
+// A Worker drains the outbox: it claims due items, renders each with its
+// tenant's templates (package templates), builds the MIME message (Build)
+// with every header threading and loop prevention rely on, delivers it
+// through a Sender (go-mail, one SMTP connection reused across a batch),
+// and records the outcome: the sent message on its case, a retry with
+// backoff after a temporary failure, or a failed item and a case event
+// after a permanent one.
 package notify

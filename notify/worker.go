@@ -41,6 +41,14 @@ type WorkerOptions struct {
 	// Backoff spaces the retries after temporary failures (default
 	// casedesk.DefaultBackoff: 1 minute doubling to 1 hour, for 24 hours).
 	Backoff casedesk.Backoff
+	// BatchTimeout bounds the sending of one batch (default 5 minutes):
+	// items not sent by then are due again at once, so that every claim is
+	// finished long before ClaimTimeout.
+	BatchTimeout time.Duration
+	// ClaimTimeout is how long an item may stay claimed (default 15
+	// minutes). Sweep hands out again the items claimed longer ago, whose
+	// worker crashed between claiming and recording them.
+	ClaimTimeout time.Duration
 	// Loop is the X-Loop value of every message (default "casedesk"); the
 	// ingest classifier must be given the same value.
 	Loop   string
@@ -62,9 +70,10 @@ const DefaultLoop = "casedesk"
 // message on its case and records the outcome of every item.
 //
 // Delivery is at least once: a crash after the server accepted a message
-// and before the outcome committed leaves the item in "sending"; the
-// outbox sweeper hands it out again and it is sent a second time with the
-// same Message-ID, which lets mail clients drop the copy. No item is lost.
+// and before the outcome committed leaves the item in "sending"; Sweep
+// hands it out again once the claim is older than ClaimTimeout, and it is
+// sent a second time with the same Message-ID, which lets mail clients
+// drop the copy. No item is lost.
 type Worker struct {
 	store  casedesk.Store
 	mailer Mailer
@@ -94,6 +103,12 @@ func NewWorker(store casedesk.Store, mailer Mailer, opts WorkerOptions) *Worker 
 	if opts.Backoff == (casedesk.Backoff{}) {
 		opts.Backoff = casedesk.DefaultBackoff
 	}
+	if opts.BatchTimeout <= 0 {
+		opts.BatchTimeout = 5 * time.Minute
+	}
+	if opts.ClaimTimeout <= 0 {
+		opts.ClaimTimeout = 15 * time.Minute
+	}
 	if opts.Loop == "" {
 		opts.Loop = DefaultLoop
 	}
@@ -117,13 +132,27 @@ func (w *Worker) Wake() {
 	}
 }
 
+// sweepEvery is how often Run looks for items stuck in "sending".
+const sweepEvery = time.Minute
+
 // Run sends due items until ctx is done, then closes the mailer's
 // connection and returns nil. A batch under way when ctx ends is cut
-// short: what was sent is recorded, the rest is due again at once.
-// Store and SMTP failures are logged and retried; they do not end Run.
+// short: what was sent is recorded, the rest is due again at once. Every
+// minute it also sweeps up items left claimed by a crashed worker (see
+// Sweep). Store and SMTP failures are logged and retried; they do not end
+// Run.
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.mailer.Close()
+	var swept time.Time
 	for ctx.Err() == nil {
+		if time.Since(swept) >= sweepEvery {
+			swept = time.Now()
+			if n, err := w.Sweep(ctx); err != nil && ctx.Err() == nil {
+				w.log.Error("outbox sweep", "err", err)
+			} else if n > 0 {
+				w.log.Warn("outbox items left claimed by a stopped worker are due again", "count", n)
+			}
+		}
 		stats, err := w.drainSafely(ctx)
 		if err != nil && ctx.Err() == nil {
 			w.log.Error("outbox batch", "err", err)
@@ -145,6 +174,19 @@ func (w *Worker) Run(ctx context.Context) error {
 		t.Stop()
 	}
 	return nil
+}
+
+// Sweep makes the items claimed longer than ClaimTimeout ago due again and
+// returns how many there were. Their worker stopped between claiming and
+// recording them, so their mail may have been sent: it goes out again with
+// the same Message-ID (at least once, never lost).
+func (w *Worker) Sweep(ctx context.Context) (int, error) {
+	var n int
+	err := w.store.Update(ctx, func(tx casedesk.Tx) (err error) {
+		n, err = tx.RequeueStuckOutbox(ctx, tx.Now().Add(-w.opts.ClaimTimeout))
+		return err
+	})
+	return n, err
 }
 
 // drainSafely runs one batch, turning a panic into an error.
@@ -172,8 +214,8 @@ type Stats struct {
 
 // Drain claims one batch of due items, sends them and records the
 // outcomes. It returns the batch's counts; an error means the batch could
-// not be loaded or recorded (the items stay claimed until the sweeper
-// hands them out again).
+// not be claimed, loaded or recorded (recorded items stay claimed until
+// Sweep hands them out again).
 func (w *Worker) Drain(ctx context.Context) (Stats, error) {
 	var items []*casedesk.OutboxItem
 	err := w.store.Update(ctx, func(tx casedesk.Tx) (err error) {
@@ -251,12 +293,17 @@ type outcome struct {
 // at the first failure to reach the server, and when ctx ends.
 func (w *Worker) send(ctx context.Context, jobs []*job, stats *Stats) []outcome {
 	outcomes := make([]outcome, len(jobs))
+	deadline := time.Now().Add(w.opts.BatchTimeout)
 	var halt error
 	for i, j := range jobs {
 		o := &outcomes[i]
 		o.job = j
+		if halt == nil && time.Now().After(deadline) {
+			halt = fmt.Errorf("batch took longer than %s", w.opts.BatchTimeout)
+			w.log.Warn("outbox batch cut short", "timeout", w.opts.BatchTimeout, "left", len(jobs)-i)
+		}
 		if halt != nil {
-			o.sendErr, o.stopped = halt, ctx.Err() != nil
+			o.sendErr, o.stopped = halt, ctx.Err() != nil || !stats.Unreachable
 			continue
 		}
 		if j.err != nil {

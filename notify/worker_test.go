@@ -832,3 +832,185 @@ func TestWorkerRunStopsCleanly(t *testing.T) {
 		t.Errorf("item = %+v", it)
 	}
 }
+
+// failingRecord is a store whose transactions after the first n fail, as
+// if the worker lost the database (or crashed) after sending.
+type failingRecord struct {
+	casedesk.Store
+	n     int
+	calls atomic.Int32
+}
+
+func (s *failingRecord) Update(ctx context.Context, fn func(tx casedesk.Tx) error) error {
+	if int(s.calls.Add(1)) > s.n {
+		return casedesk.Errorf(casedesk.EUNAVAILABLE, "database gone")
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+// TestWorkerCrashAfterSending: mail sent but never recorded stays claimed;
+// the sweep hands it out again once the claim is old, and it is sent a
+// second time under the same Message-ID and kept on its case once.
+func TestWorkerCrashAfterSending(t *testing.T) {
+	e := newWorkerEnv(t)
+	e.deliver(opening().raw())
+	c := e.caseOf("CAF+orig@mail.gmail.com")
+	sender, err := NewSender(e.smtp.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashing := NewWorker(&failingRecord{Store: e.db, n: 1}, sender, WorkerOptions{Loop: testLoop, Logger: testLogger()})
+	if _, err := crashing.Drain(context.Background()); casedesk.ErrorCode(err) != casedesk.EUNAVAILABLE {
+		t.Fatalf("Drain = %v, want the record to fail", err)
+	}
+	sender.Close()
+	if e.smtp.accepted() != 1 || e.outbox()[0].State != casedesk.OutboxSending {
+		t.Fatalf("accepted %d, item %+v; want sent and still claimed", e.smtp.accepted(), e.outbox()[0])
+	}
+
+	// A young claim belongs to a worker that may still finish it.
+	e.clock.Add(10 * time.Minute)
+	if n, err := e.worker.Sweep(context.Background()); err != nil || n != 0 {
+		t.Fatalf("Sweep = %d, %v; want nothing requeued yet", n, err)
+	}
+	e.clock.Add(6 * time.Minute)
+	if n, err := e.worker.Sweep(context.Background()); err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want the stuck item requeued", n, err)
+	}
+	if stats := e.drain(); stats.Sent != 1 {
+		t.Fatalf("stats = %+v", stats)
+	}
+	first, _ := e.captured(0)
+	second, _ := e.captured(1)
+	if id := first.GetHeader("Message-Id"); id != second.GetHeader("Message-Id") || id == "" {
+		t.Errorf("resent with Message-ID %q, first %q", second.GetHeader("Message-Id"), id)
+	}
+	if it := e.outbox()[0]; it.State != casedesk.OutboxSent || it.Attempts != 2 {
+		t.Errorf("item = %+v, want sent on attempt 2", it)
+	}
+	if msgs := e.messages(c); len(msgs) != 2 {
+		t.Errorf("case has %d messages, want the customer's and one acknowledgement", len(msgs))
+	}
+}
+
+// TestWorkerRemindersAndNotices: automatic mail on a case is marked
+// auto-generated and threads under the last mail the customer saw.
+func TestWorkerRemindersAndNotices(t *testing.T) {
+	e := newWorkerEnv(t)
+	e.deliver(opening().raw())
+	c := e.caseOf("CAF+orig@mail.gmail.com")
+	e.drain()
+	ack, _ := e.captured(0)
+	ackID := unbracket(ack.GetHeader("Message-Id"))
+	ctx := context.Background()
+	err := e.db.Update(ctx, func(tx casedesk.Tx) error {
+		_, err := tx.EnqueueOutboxItems(ctx, []casedesk.NewOutboxItem{
+			{TenantID: e.tenant.ID, CaseID: c.ID, Kind: casedesk.OutboxReminder, To: "cara@customer.example",
+				MessageID: e.tokens.MessageID(c.Number, 11, "acme.example"), Payload: json.RawMessage(`{"solve_in_days": 4}`)},
+			{TenantID: e.tenant.ID, CaseID: c.ID, Kind: casedesk.OutboxSolved, To: "cara@customer.example",
+				MessageID: e.tokens.MessageID(c.Number, 12, "acme.example")},
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats := e.drain(); stats.Sent != 2 {
+		t.Fatalf("stats = %+v", stats)
+	}
+	reminder, _ := e.captured(1)
+	notice, _ := e.captured(2)
+	for _, tt := range []struct {
+		env        *enmime.Envelope
+		inReplyTo  string
+		refs       []string
+		bodyNeedle string
+	}{
+		{reminder, ackID, []string{"CAF+orig@mail.gmail.com", ackID}, "4 days"},
+		// The notice was built in the same batch as the reminder: both
+		// answer the last mail stored before the batch.
+		{notice, ackID, []string{"CAF+orig@mail.gmail.com", ackID}, "14 days"},
+	} {
+		env := tt.env
+		if env.GetHeader("Auto-Submitted") != "auto-generated" || env.GetHeader("X-Auto-Response-Suppress") != "All" {
+			t.Errorf("%s: Auto-Submitted %q", env.GetHeader("Subject"), env.GetHeader("Auto-Submitted"))
+		}
+		if got := unbracket(env.GetHeader("In-Reply-To")); got != tt.inReplyTo {
+			t.Errorf("%s: In-Reply-To %q, want %q", env.GetHeader("Subject"), got, tt.inReplyTo)
+		}
+		if got := refsOf(env); !slices.Equal(got, tt.refs) {
+			t.Errorf("%s: References %q, want %q", env.GetHeader("Subject"), got, tt.refs)
+		}
+		if !strings.HasPrefix(env.GetHeader("Subject"), fmt.Sprintf("[Case #%d] ", c.Number)) {
+			t.Errorf("Subject %q", env.GetHeader("Subject"))
+		}
+		if !strings.Contains(env.Text, tt.bodyNeedle) {
+			t.Errorf("%s: text lacks %q:\n%s", env.GetHeader("Subject"), tt.bodyNeedle, env.Text)
+		}
+	}
+}
+
+// TestWorkerSendsInvoice: mail about no case (an invoice) carries its
+// stored attachment, is not tagged, and is kept on no case; a missing
+// attachment fails the item rather than send it without.
+func TestWorkerSendsInvoice(t *testing.T) {
+	e := newWorkerEnv(t)
+	pdf := "%PDF-1.4 invoice INV-7"
+	withPDF := "Message-ID: <pdf-1@customer.example>\r\nFrom: cara@customer.example\r\nTo: support@acme.example\r\n" +
+		"Subject: our PO\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nPO attached\r\n" +
+		"--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=po.pdf\r\n\r\n" + pdf + "\r\n--b1--\r\n"
+	e.deliver([]byte(withPDF))
+	c := e.caseOf("pdf-1@customer.example")
+	e.drain() // the acknowledgement
+	var sum string
+	for _, m := range e.messages(c) {
+		for _, a := range m.Attachments {
+			sum = fmt.Sprintf("%x", a.SHA256)
+		}
+	}
+	if sum == "" {
+		t.Fatal("no stored attachment")
+	}
+	ctx := context.Background()
+	invoice := func(seq int64, sha string) casedesk.NewOutboxItem {
+		return casedesk.NewOutboxItem{TenantID: e.tenant.ID, Kind: casedesk.OutboxInvoice, To: "bea@customer.example",
+			MessageID: fmt.Sprintf("inv-%d@acme.example", seq), Payload: json.RawMessage(fmt.Sprintf(`{
+				"invoice_number": "INV-7", "account_name": "Customer Inc", "recipient_name": "Bea Billing",
+				"period_start": "2026-10-01T00:00:00Z", "period_end": "2026-10-31T00:00:00Z", "due_date": "2026-11-30T00:00:00Z",
+				"amount_minor": 123456, "currency": "EUR",
+				"attachments": [{"name": "INV-7.pdf", "content_type": "application/pdf", "sha256": %q}]}`, sha))}
+	}
+	err := e.db.Update(ctx, func(tx casedesk.Tx) error {
+		_, err := tx.EnqueueOutboxItems(ctx, []casedesk.NewOutboxItem{invoice(1, sum), invoice(2, strings.Repeat("ab", 32))})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats := e.drain(); stats != (Stats{Claimed: 2, Sent: 1, Failed: 1}) {
+		t.Fatalf("stats = %+v", stats)
+	}
+	env, rec := e.captured(1)
+	if !slices.Equal(rec.To, []string{"bea@customer.example"}) {
+		t.Errorf("sent to %q", rec.To)
+	}
+	if s := env.GetHeader("Subject"); strings.Contains(s, "[Case") || !strings.Contains(s, "INV-7") {
+		t.Errorf("Subject = %q", s)
+	}
+	if env.GetHeader("Auto-Submitted") != "auto-generated" || env.GetHeader("Reply-To") != "" {
+		t.Errorf("Auto-Submitted %q, Reply-To %q", env.GetHeader("Auto-Submitted"), env.GetHeader("Reply-To"))
+	}
+	if !strings.Contains(env.Text, "Bea Billing") || !strings.Contains(env.Text, "1,234.56") {
+		t.Errorf("text:\n%s", env.Text)
+	}
+	if len(env.Attachments) != 1 || env.Attachments[0].FileName != "INV-7.pdf" ||
+		strings.TrimSpace(string(env.Attachments[0].Content)) != pdf {
+		t.Errorf("attachments = %+v", env.Attachments)
+	}
+	items := e.outbox()
+	last := items[len(items)-1]
+	if last.State != casedesk.OutboxFailed || !strings.Contains(last.LastError, "not found") {
+		t.Errorf("invoice with a missing attachment = %+v", last)
+	}
+}
