@@ -1014,3 +1014,30 @@ func TestWorkerSendsInvoice(t *testing.T) {
 		t.Errorf("invoice with a missing attachment = %+v", last)
 	}
 }
+
+// TestWorkerServerHangs: a server that stops answering costs one timeout;
+// the item is due again later and the next batch, on a new connection,
+// delivers it.
+func TestWorkerServerHangs(t *testing.T) {
+	e := newWorkerEnv(t)
+	e.deliver(opening().raw())
+	cfg := e.smtp.config()
+	cfg.Timeout = 300 * time.Millisecond
+	sender, err := NewSender(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.worker = NewWorker(e.db, sender, WorkerOptions{Loop: testLoop, Logger: testLogger(), NoRecover: true})
+	e.smtp.failNext("mail", 1, fault{hang: true})
+	if stats := e.drain(); stats.Retried != 1 || stats.Sent != 0 {
+		t.Fatalf("stats = %+v, want a retry after the timeout", stats)
+	}
+	it := e.outbox()[0]
+	if it.State != casedesk.OutboxPending || !strings.Contains(it.LastError, "timeout") && !strings.Contains(it.LastError, "deadline") {
+		t.Fatalf("item = %+v", it)
+	}
+	e.clock.Add(time.Hour)
+	if stats := e.drain(); stats.Sent != 1 {
+		t.Fatalf("stats = %+v, want sent after the server recovered", stats)
+	}
+}
