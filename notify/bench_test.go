@@ -154,7 +154,8 @@ func newBenchEnv(b *testing.B) *workerEnv {
 	return e
 }
 
-// queueAcks creates n cases, each with an acknowledgement queued.
+// queueAcks creates n cases of one requester, each with an acknowledgement
+// queued.
 func (e *workerEnv) queueAcks(tb testing.TB, n int) {
 	ctx := context.Background()
 	for done := 0; done < n; {

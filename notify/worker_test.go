@@ -587,32 +587,7 @@ func TestWorkersSendEachItemOnce(t *testing.T) {
 	e := newWorkerEnv(t)
 	const n = 300
 	ctx := context.Background()
-	err := e.db.Update(ctx, func(tx casedesk.Tx) error {
-		requester, err := tx.UpsertContact(ctx, e.tenant.ID, casedesk.Address{Name: "Cara", Email: "cara@customer.example"})
-		if err != nil {
-			return err
-		}
-		ncs := make([]casedesk.NewCase, n)
-		for i := range ncs {
-			ncs[i] = casedesk.NewCase{TenantID: e.tenant.ID, Subject: fmt.Sprintf("case %d", i), RequesterID: requester.ID,
-				Priority: casedesk.PriorityNormal, Category: casedesk.CategoryEmail}
-		}
-		cases, err := tx.CreateCases(ctx, ncs)
-		if err != nil {
-			return err
-		}
-		items := make([]casedesk.NewOutboxItem, n)
-		for i, c := range cases {
-			items[i] = casedesk.NewOutboxItem{TenantID: e.tenant.ID, CaseID: c.ID, Kind: casedesk.OutboxAck,
-				To: "cara@customer.example", MessageID: e.tokens.MessageID(c.Number, int64(i), "acme.example"),
-				Payload: json.RawMessage(fmt.Sprintf(`{"case_number": %d, "in_reply_to": "in-%d@customer.example"}`, c.Number, i))}
-		}
-		_, err = tx.EnqueueOutboxItems(ctx, items)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.queueAcks(t, n)
 	workers := []*Worker{e.newWorker(), e.newWorker(), e.newWorker()}
 	var wg sync.WaitGroup
 	var claimed [3]int
