@@ -35,6 +35,9 @@ type testIMAP struct {
 	user *imapmemserver.User
 	addr string
 	ln   *cuttingListener
+	// onIdle, if set, runs as each IDLE begins: after the server has
+	// answered "+ idling" and before it reports any change.
+	onIdle atomic.Pointer[func()]
 }
 
 type imapOptions struct {
@@ -45,19 +48,18 @@ type imapOptions struct {
 
 func newTestIMAP(t testing.TB, o imapOptions) *testIMAP {
 	t.Helper()
-	mem := imapmemserver.New()
 	user := imapmemserver.NewUser(testUser, testPassword)
 	if err := user.Create("INBOX", nil); err != nil {
 		t.Fatal(err)
 	}
-	mem.AddUser(user)
 	caps := o.caps
 	if caps == nil {
 		caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapMove: {}, imap.CapUIDPlus: {}}
 	}
+	s := &testIMAP{user: user}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
+			return &testSession{UserSession: imapmemserver.NewUserSession(user), srv: s}, nil, nil
 		},
 		Caps:         caps,
 		TLSConfig:    o.starttls,
@@ -74,10 +76,60 @@ func newTestIMAP(t testing.TB, o imapOptions) *testIMAP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := &cuttingListener{Listener: inner}
-	go srv.Serve(ln)
+	s.ln, s.addr = &cuttingListener{Listener: inner}, inner.Addr().String()
+	go srv.Serve(s.ln)
 	t.Cleanup(func() { srv.Close() })
-	return &testIMAP{user: user, addr: inner.Addr().String(), ln: ln}
+	return s
+}
+
+// idleCheck is how often an idling testSession looks for changes that its
+// tracker did not signal.
+const idleCheck = 20 * time.Millisecond
+
+// testSession is the in-memory backend's session with IDLE made to report
+// every change, as Dovecot's does. go-imap's tracker (v2.0.0-beta.8,
+// imapserver/tracker.go SessionTracker.Idle) only signals changes queued
+// after it starts listening, which is after "+ idling" went out; a message
+// that arrives after the last command's poll and before that would wait
+// for the client's next command. Dovecot listens, then checks at once
+// (src/imap/cmd-idle.c: "if they came before we added mailbox-notifier,
+// we wouldn't see them otherwise"), and again every
+// mailbox_idle_check_interval. The backend offers no way to listen before
+// checking, so this checks first and then every idleCheck.
+type testSession struct {
+	*imapmemserver.UserSession // its Login accepts only the one user
+	srv                        *testIMAP
+}
+
+// Idle writes mailbox updates until stop is closed.
+func (s *testSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if f := s.srv.onIdle.Load(); f != nil {
+		(*f)()
+	}
+	for {
+		if err := s.UserSession.Poll(w, true); err != nil {
+			return err
+		}
+		again := make(chan struct{})
+		go func() {
+			t := time.NewTimer(idleCheck)
+			defer t.Stop()
+			select {
+			case <-stop:
+			case <-t.C:
+			}
+			close(again)
+		}()
+		if err := s.UserSession.Idle(w, again); err != nil {
+			return err
+		}
+		<-again // Idle returns at once without a selected mailbox
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+	}
 }
 
 // cuttingListener counts connections and can cut the next one after the

@@ -72,7 +72,9 @@ type PollerOptions struct {
 	// (default 30 s).
 	PollInterval time.Duration
 	// IdleRefresh ends an IDLE that saw nothing after this long and looks
-	// again, which also proves the connection alive (default 5 min).
+	// again, which also proves the connection alive (default 5 min). It
+	// bounds the delay on a server that does not report mail arriving just
+	// as IDLE begins (cyrus-imapd#3668, go-imap's imapserver).
 	IdleRefresh time.Duration
 	// MinBackoff and MaxBackoff bound the exponential wait, with jitter,
 	// before reconnecting after an error (defaults 1 s and 5 min).

@@ -173,6 +173,29 @@ func TestPollerIdleDelivers(t *testing.T) {
 	r.stop(t)
 }
 
+// Mail that reaches the mailbox just as an IDLE begins, after the last
+// command's responses and before the server listens for changes, must be
+// reported in that IDLE, not after IdleRefresh.
+func TestPollerIdleDeliversMailArrivingAsIdleBegins(t *testing.T) {
+	e := newPollerEnv(t, imapOptions{})
+	rec := newRecorder()
+	opts := fastOptions()
+	opts.PollInterval, opts.IdleRefresh = time.Hour, time.Hour
+	var n atomic.Int32
+	arrive := func() {
+		if i := n.Add(1); i <= 3 {
+			_, raw := testMessage(int(i))
+			if _, err := e.imap.user.Append("INBOX", literal{bytes.NewReader(raw)}, &imap.AppendOptions{}); err != nil {
+				t.Errorf("append message %d: %v", i, err)
+			}
+		}
+	}
+	e.imap.onIdle.Store(&arrive)
+	r := e.start(e.config(), e.db, rec, opts)
+	waitFor(t, 10*time.Second, "the 3 messages that arrived as IDLE began", func() bool { return rec.storedCount() == 3 })
+	r.stop(t)
+}
+
 func TestPollerPollsWithoutIdle(t *testing.T) {
 	e := newPollerEnv(t, imapOptions{})
 	rec := newRecorder()
