@@ -178,11 +178,18 @@ type CaseFilter struct {
 	AssigneeID     int64
 	AccountID      int64
 	RequesterEmail string // exact, case-insensitive
-	CreatedFrom    time.Time
-	CreatedTo      time.Time // exclusive
-	Sort           string    // a CaseSortColumns key, optionally prefixed by "-" for descending
-	Limit          int
-	Cursor         string // from a previous page's NextCursor
+	// Requester and Account match part of the requester's name or email,
+	// and of the account's name, case-insensitively.
+	Requester string
+	Account   string
+	// Q searches the subject and the text of the case's mail (PostgreSQL
+	// full-text search, websearch syntax).
+	Q           string
+	CreatedFrom time.Time
+	CreatedTo   time.Time // exclusive
+	Sort        string    // a CaseSortColumns key, optionally prefixed by "-" for descending
+	Limit       int
+	Cursor      string // from a previous page's NextCursor
 }
 
 // CaseSortColumns are the columns a case listing can be sorted by.

@@ -77,3 +77,55 @@ func EmailDomain(addr string) string {
 	}
 	return strings.ToLower(addr[at+1:])
 }
+
+// NewContact is the input for creating a contact.
+type NewContact struct {
+	TenantID  int64
+	Email     string
+	Name      string
+	Phone     string
+	AccountID int64 // zero: the account of the email's domain, if any
+}
+
+// ContactUpdate changes a contact; nil fields stay as they are. AccountID
+// 0 takes the contact out of its account.
+type ContactUpdate struct {
+	Name      *string
+	Phone     *string
+	AccountID *int64
+}
+
+// ContactFilter selects contacts, ordered by ID.
+type ContactFilter struct {
+	Q         string // part of the name or email, case-insensitive
+	AccountID int64
+	Limit     int
+	Cursor    string
+}
+
+// ContactPage is one page of contacts.
+type ContactPage struct {
+	Contacts   []*Contact
+	NextCursor string // empty on the last page
+}
+
+// AccountUpdate changes an account; nil fields stay as they are.
+type AccountUpdate struct {
+	Name             *string
+	Domains          *[]string
+	SLATier          *string
+	BillingContactID *int64 // 0: none
+}
+
+// AccountFilter selects accounts, ordered by ID.
+type AccountFilter struct {
+	Q      string // part of the name, case-insensitive
+	Limit  int
+	Cursor string
+}
+
+// AccountPage is one page of accounts.
+type AccountPage struct {
+	Accounts   []*Account
+	NextCursor string
+}

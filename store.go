@@ -57,6 +57,7 @@ type Tx interface {
 	QuarantineOps
 	AuditOps
 	TemplateOps
+	AccessOps
 }
 
 // TenantOps manage tenants.
@@ -90,6 +91,17 @@ type ContactOps interface {
 	// address given twice (in any letter case) yields the same contact
 	// twice. A known contact whose name is set is read, not written.
 	UpsertContacts(ctx context.Context, tenantID int64, addrs []Address) ([]*Contact, error)
+	// CreateContact creates a contact; a taken email is ECONFLICT. Without
+	// an account it joins the one its email's domain names, if any.
+	CreateContact(ctx context.Context, n NewContact) (*Contact, error)
+	// UpdateContact changes a contact; nil fields stay.
+	UpdateContact(ctx context.Context, tenantID, id int64, u ContactUpdate) (*Contact, error)
+	// ListContacts returns a page of contacts ordered by ID.
+	ListContacts(ctx context.Context, tenantID int64, f ContactFilter) (*ContactPage, error)
+	// UpdateAccount changes an account; nil fields stay.
+	UpdateAccount(ctx context.Context, tenantID, id int64, u AccountUpdate) (*Account, error)
+	// ListAccounts returns a page of accounts ordered by ID.
+	ListAccounts(ctx context.Context, tenantID int64, f AccountFilter) (*AccountPage, error)
 }
 
 // UserOps manage staff users.
@@ -161,6 +173,18 @@ type CaseOps interface {
 	// AddEvents appends events of one tenant, in input order, in one round
 	// trip, and returns them with their IDs.
 	AddEvents(ctx context.Context, es []Event) ([]*Event, error)
+	// SetPriority changes a case's priority and writes a priority_changed
+	// event; the same priority is a no-op.
+	SetPriority(ctx context.Context, tenantID, caseID int64, p Priority, by Actor) (*Case, error)
+	// AssignCase sets a case's assignee (0: nobody) and writes an assigned
+	// event. A user of the tenant who is not an active agent is EINVALID.
+	AssignCase(ctx context.Context, tenantID, caseID, userID int64, by Actor) (*Case, error)
+	// MergeCase merges case from into case into: from's messages and
+	// participants move to into, from points at into (MergedInto) and is
+	// closed, and both get a merged event. Mail for from found later by
+	// its number lands in into. Merging a case into itself, a case merged
+	// already, or into a merged case is EINVALID. Returns into.
+	MergeCase(ctx context.Context, tenantID, fromID, intoID int64, by Actor) (*Case, error)
 }
 
 // MessageOps store mail and notes.

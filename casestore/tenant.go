@@ -12,21 +12,39 @@ import (
 	"github.com/casedesk/casedesk"
 )
 
-const tenantColumns = `id, slug, name, kind, coalesce(parent_id, 0), support_address,
-	token_secret, settings, created_at, updated_at`
+// tenantColumns reads the table under the alias tn, so that queries
+// joining tenants (Authenticate) can select them too.
+const tenantColumns = `tn.id, tn.slug, tn.name, tn.kind, coalesce(tn.parent_id, 0), tn.support_address,
+	tn.token_secret, tn.settings, tn.created_at, tn.updated_at`
 
-func scanTenant(row pgx.Row) (*casedesk.Tenant, error) {
-	var t casedesk.Tenant
-	var settings []byte
-	err := row.Scan(&t.ID, &t.Slug, &t.Name, &t.Kind, &t.ParentID, &t.SupportAddress,
-		&t.TokenSecret, &settings, &t.CreatedAt, &t.UpdatedAt)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(settings, &t.Settings); err != nil {
+// tenantScan holds the destinations of tenantColumns, for a scan that
+// reads a tenant along with other columns.
+type tenantScan struct {
+	t        casedesk.Tenant
+	settings []byte
+}
+
+func (s *tenantScan) dest() []any {
+	t := &s.t
+	return []any{&t.ID, &t.Slug, &t.Name, &t.Kind, &t.ParentID, &t.SupportAddress,
+		&t.TokenSecret, &s.settings, &t.CreatedAt, &t.UpdatedAt}
+}
+
+// tenant returns the scanned tenant with its settings decoded.
+func (s *tenantScan) tenant() (*casedesk.Tenant, error) {
+	t := s.t
+	if err := json.Unmarshal(s.settings, &t.Settings); err != nil {
 		return nil, fmt.Errorf("tenant %d settings: %w", t.ID, err)
 	}
 	return &t, nil
+}
+
+func scanTenant(row pgx.Row) (*casedesk.Tenant, error) {
+	var s tenantScan
+	if err := row.Scan(s.dest()...); err != nil {
+		return nil, err
+	}
+	return s.tenant()
 }
 
 // CreateTenant creates a tenant with a fresh 32-byte token secret, its case
@@ -44,7 +62,7 @@ func (t *tx) CreateTenant(ctx context.Context, n casedesk.NewTenant) (*casedesk.
 		return nil, fmt.Errorf("tenant settings: %w", err)
 	}
 	ten, err := scanTenant(t.tx.QueryRow(ctx, `
-		INSERT INTO tenants (slug, name, kind, parent_id, support_address, token_secret,
+		INSERT INTO tenants AS tn (slug, name, kind, parent_id, support_address, token_secret,
 			settings, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
 		RETURNING `+tenantColumns,
@@ -76,7 +94,7 @@ func (t *tx) createBuiltInRoles(ctx context.Context, tenantID int64) error {
 
 // FindTenant returns a tenant by ID.
 func (t *tx) FindTenant(ctx context.Context, id int64) (*casedesk.Tenant, error) {
-	ten, err := scanTenant(t.tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = $1`, id))
+	ten, err := scanTenant(t.tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants tn WHERE tn.id = $1`, id))
 	if err != nil {
 		return nil, notFound(err, "tenant %d not found", id)
 	}
@@ -85,7 +103,7 @@ func (t *tx) FindTenant(ctx context.Context, id int64) (*casedesk.Tenant, error)
 
 // FindTenantBySlug returns a tenant by its slug.
 func (t *tx) FindTenantBySlug(ctx context.Context, slug string) (*casedesk.Tenant, error) {
-	ten, err := scanTenant(t.tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE slug = $1`, clean(slug)))
+	ten, err := scanTenant(t.tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants tn WHERE tn.slug = $1`, clean(slug)))
 	if err != nil {
 		return nil, notFound(err, "tenant %q not found", slug)
 	}
