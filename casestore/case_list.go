@@ -159,6 +159,27 @@ func caseFilterWhere(tenantID int64, f casedesk.CaseFilter) (*where, error) {
 	if f.RequesterEmail != "" {
 		w.add("lower(r.email) = lower(?)", clean(f.RequesterEmail))
 	}
+	// The matching cases, contacts and accounts are found by an
+	// uncorrelated ARRAY(...) subquery, which PostgreSQL runs once, on its
+	// own plan, through the search indexes. As a join, the generic plan
+	// chose to scan all the tenant's cases and test each one's messages.
+	if q := strings.TrimSpace(f.Q); q != "" {
+		w.add(`c.id = ANY(ARRAY(
+			SELECT m.case_id FROM messages m WHERE m.tenant_id = ?
+				AND casedesk_search_vector(m.subject, m.text_body) @@ websearch_to_tsquery('simple', ?)
+			UNION
+			SELECT s.id FROM cases s WHERE s.tenant_id = ?
+				AND to_tsvector('simple'::regconfig, s.subject) @@ websearch_to_tsquery('simple', ?)))`,
+			tenantID, clean(q), tenantID, clean(q))
+	}
+	if p := strings.TrimSpace(f.Requester); p != "" {
+		w.add(`c.requester_id = ANY(ARRAY(SELECT ct.id FROM contacts ct WHERE ct.tenant_id = ?
+			AND (ct.email ILIKE ? OR ct.name ILIKE ?)))`, tenantID, likePattern(p), likePattern(p))
+	}
+	if p := strings.TrimSpace(f.Account); p != "" {
+		w.add(`c.account_id = ANY(ARRAY(SELECT ac.id FROM accounts ac WHERE ac.tenant_id = ?
+			AND ac.name ILIKE ?))`, tenantID, likePattern(p))
+	}
 	if !f.CreatedFrom.IsZero() {
 		w.add("c.created_at >= ?", f.CreatedFrom)
 	}
@@ -167,3 +188,11 @@ func caseFilterWhere(tenantID int64, f casedesk.CaseFilter) (*where, error) {
 	}
 	return w, nil
 }
+
+// likePattern is an ILIKE pattern matching any text that contains s, with
+// s's own wildcard characters taken literally.
+func likePattern(s string) string {
+	return "%" + likeEscaper.Replace(clean(s)) + "%"
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
