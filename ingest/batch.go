@@ -249,7 +249,11 @@ func (r *batchRun) loadCases(ctx context.Context, numbers, ids []int64) error {
 		r.byNumber[c.Number], r.byID[c.ID] = c, c
 		all = append(all, c.ID)
 	}
-	parties, err := r.tx.ParticipantEmails(ctx, r.tenantID(), dedupe(all))
+	targets, err := r.loadMergeTargets(ctx, all)
+	if err != nil {
+		return err
+	}
+	parties, err := r.tx.ParticipantEmails(ctx, r.tenantID(), dedupe(append(all, targets...)))
 	if err != nil {
 		return fmt.Errorf("look up participants: %w", err)
 	}
@@ -257,6 +261,51 @@ func (r *batchRun) loadCases(ctx context.Context, numbers, ids []int64) error {
 		r.parties[id] = p
 	}
 	return nil
+}
+
+// maxMergeHops bounds how far a chain of merged cases is followed. Merging
+// keeps chains one step long, so this only guards against a loop.
+const maxMergeHops = 10
+
+// loadMergeTargets loads the cases that the loaded cases among ids were
+// merged into, following chains of merges, and returns their IDs. Only
+// batches that meet a merged case pay the extra round trips.
+func (r *batchRun) loadMergeTargets(ctx context.Context, ids []int64) ([]int64, error) {
+	var loaded []int64
+	for hop := 0; hop < maxMergeHops; hop++ {
+		var want []int64
+		for _, id := range ids {
+			if c := r.byID[id]; c != nil && c.MergedInto != 0 && r.byID[c.MergedInto] == nil {
+				want = append(want, c.MergedInto)
+			}
+		}
+		if want = dedupe(want); len(want) == 0 {
+			break
+		}
+		cs, err := r.tx.FindCasesByIDs(ctx, r.tenantID(), want)
+		if err != nil {
+			return nil, fmt.Errorf("look up merged cases: %w", err)
+		}
+		for _, c := range cs {
+			r.byNumber[c.Number], r.byID[c.ID] = c, c
+		}
+		loaded = append(loaded, want...)
+		ids = want
+	}
+	return loaded, nil
+}
+
+// live is the case that mail for c goes to now: c, or the case it was
+// merged into.
+func (r *batchRun) live(c *casedesk.Case) *casedesk.Case {
+	for hop := 0; hop < maxMergeHops && c.MergedInto != 0; hop++ {
+		next := r.byID[c.MergedInto]
+		if next == nil {
+			break
+		}
+		c = next
+	}
+	return c
 }
 
 // decide decides one message and plans its writes.
@@ -369,7 +418,11 @@ func (r *batchRun) caseOfMessage(id string) *casedesk.Case {
 	return nil
 }
 
+// threadingCase is what threading knows of the case that mail found for c
+// goes to: c itself, or the case it was merged into, so that every rule
+// (tokens, references, address, tag, bounces) follows a merge.
 func (r *batchRun) threadingCase(c *casedesk.Case) *threading.Case {
+	c = r.live(c)
 	p := r.parties[c.ID]
 	return &threading.Case{ID: c.ID, Number: c.Number, Status: c.Status, Participants: p.Emails, AccountDomains: p.AccountDomains}
 }
