@@ -108,7 +108,7 @@ type mergedCase struct {
 // mergeCaseSQL moves case $2's messages and participants (its requester
 // among them) to case $3 and closes $2 as merged into $3. Cases merged into
 // $2 earlier now point at $3 too, where their mail went: chains of merges
-// stay one step long. Both cases are locked by the caller, and the five
+// stay one step long. Both cases are locked by the caller, and the six
 // parts touch different rows, as a statement's parts must. Attachments and
 // raw bytes belong to messages by ID, so they move with them; events stay
 // where they were written. It returns the number of messages moved.
