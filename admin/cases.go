@@ -106,15 +106,8 @@ func (s *Server) listCases(w http.ResponseWriter, r *http.Request, p *casedesk.P
 	if f.Limit, err = limitOf(r); err != nil {
 		return err
 	}
-	for _, t := range []struct {
-		name string
-		dst  *time.Time
-	}{{"created_from", &f.CreatedFrom}, {"created_to", &f.CreatedTo}} {
-		if v := q.Get(t.name); v != "" {
-			if *t.dst, err = time.Parse(time.RFC3339, v); err != nil {
-				return casedesk.Errorf(casedesk.EINVALID, "query parameter %q must be an RFC 3339 time", t.name)
-			}
-		}
+	if err := firstErr(queryTime(r, "created_from", &f.CreatedFrom), queryTime(r, "created_to", &f.CreatedTo)); err != nil {
+		return err
 	}
 	for _, t := range []struct{ name, v string }{{"q", f.Q}, {"requester", f.Requester}, {"account", f.Account},
 		{"requester_email", f.RequesterEmail}, {"category", f.Category}} {

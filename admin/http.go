@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/casedesk/casedesk"
@@ -177,6 +178,20 @@ func queryInt(r *http.Request, name string) (int64, error) {
 		return 0, casedesk.Errorf(casedesk.EINVALID, "query parameter %q must be a non-negative integer", name)
 	}
 	return v, nil
+}
+
+// queryTime reads an optional RFC 3339 time query parameter into dst.
+func queryTime(r *http.Request, name string, dst *time.Time) error {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return casedesk.Errorf(casedesk.EINVALID, "query parameter %q must be an RFC 3339 time", name)
+	}
+	*dst = t
+	return nil
 }
 
 // limitOf reads the page size: default casedesk.DefaultPageSize, at most

@@ -5,11 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/casedesk/casedesk/internal/testlog"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -28,12 +28,7 @@ import (
 // The admin tests run against a real PostgreSQL database of their own.
 func TestMain(m *testing.M) { casestoretest.Main(m) }
 
-func testLogger() *slog.Logger {
-	if os.Getenv("CASEDESK_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func testLogger() *slog.Logger { return testlog.New() }
 
 // openAPI is the parsed document and a router over it, shared by tests.
 var openAPI = sync.OnceValues(func() (*openapi3.T, error) {

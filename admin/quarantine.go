@@ -146,15 +146,8 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p *casedesk.P
 	if f.BeforeID, err = beforeCursor(r); err != nil {
 		return err
 	}
-	for _, t := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &f.From}, {"to", &f.To}} {
-		if v := q.Get(t.name); v != "" {
-			if *t.dst, err = time.Parse(time.RFC3339, v); err != nil {
-				return casedesk.Errorf(casedesk.EINVALID, "query parameter %q must be an RFC 3339 time", t.name)
-			}
-		}
+	if err := firstErr(queryTime(r, "from", &f.From), queryTime(r, "to", &f.To)); err != nil {
+		return err
 	}
 	var entries []*casedesk.AuditEntry
 	err = s.store.View(r.Context(), func(tx casedesk.Tx) (err error) {

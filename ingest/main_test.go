@@ -1,9 +1,8 @@
 package ingest
 
 import (
-	"io"
+	"github.com/casedesk/casedesk/internal/testlog"
 	"log/slog"
-	"os"
 	"testing"
 
 	"github.com/casedesk/casedesk/casestore/casestoretest"
@@ -14,9 +13,4 @@ import (
 func TestMain(m *testing.M) { casestoretest.Main(m) }
 
 // testLogger discards logs unless CASEDESK_TEST_LOG is set.
-func testLogger() *slog.Logger {
-	if os.Getenv("CASEDESK_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func testLogger() *slog.Logger { return testlog.New() }

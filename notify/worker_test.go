@@ -5,9 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
+	"github.com/casedesk/casedesk/internal/testlog"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -30,12 +29,7 @@ import (
 // of their own.
 func TestMain(m *testing.M) { casestoretest.Main(m) }
 
-func testLogger() *slog.Logger {
-	if os.Getenv("CASEDESK_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func testLogger() *slog.Logger { return testlog.New() }
 
 const testLoop = "casedesk@acme.example"
 
