@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/casedesk/casedesk/internal/testlog"
 	"io"
 	"log/slog"
 	"net/http"
@@ -23,6 +22,7 @@ import (
 	"github.com/casedesk/casedesk"
 	"github.com/casedesk/casedesk/casestore"
 	"github.com/casedesk/casedesk/casestore/casestoretest"
+	"github.com/casedesk/casedesk/internal/testlog"
 )
 
 // The admin tests run against a real PostgreSQL database of their own.

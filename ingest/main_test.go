@@ -1,11 +1,11 @@
 package ingest
 
 import (
-	"github.com/casedesk/casedesk/internal/testlog"
 	"log/slog"
 	"testing"
 
 	"github.com/casedesk/casedesk/casestore/casestoretest"
+	"github.com/casedesk/casedesk/internal/testlog"
 )
 
 // The poller tests keep checkpoints, locks and quarantined mail in a real
