@@ -19,8 +19,8 @@ import (
 	"github.com/casedesk/casedesk"
 	"github.com/casedesk/casedesk/casestore"
 	"github.com/casedesk/casedesk/casestore/casestoretest"
-	"github.com/casedesk/casedesk/internal/testlog"
 	"github.com/casedesk/casedesk/ingest"
+	"github.com/casedesk/casedesk/internal/testlog"
 	"github.com/casedesk/casedesk/templates"
 	"github.com/casedesk/casedesk/threading"
 )
