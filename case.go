@@ -183,13 +183,17 @@ type CaseFilter struct {
 	Requester string
 	Account   string
 	// Q searches the subject and the text of the case's mail (PostgreSQL
-	// full-text search, websearch syntax).
-	Q           string
-	CreatedFrom time.Time
-	CreatedTo   time.Time // exclusive
-	Sort        string    // a CaseSortColumns key, optionally prefixed by "-" for descending
-	Limit       int
-	Cursor      string // from a previous page's NextCursor
+	// full-text search, websearch syntax). Mail is found by its text once
+	// the search indexer has indexed it, seconds after it arrived.
+	Q string
+	// WithoutNotes keeps internal notes out of the search, for readers
+	// who may not see them.
+	WithoutNotes bool
+	CreatedFrom  time.Time
+	CreatedTo    time.Time // exclusive
+	Sort         string    // a CaseSortColumns key, optionally prefixed by "-" for descending
+	Limit        int
+	Cursor       string // from a previous page's NextCursor
 }
 
 // CaseSortColumns are the columns a case listing can be sorted by.

@@ -216,6 +216,12 @@ type MessageOps interface {
 	// particular order; unknown IDs are left out. A constant number of
 	// round trips.
 	FindMessagesByIDs(ctx context.Context, tenantID int64, ids []int64) ([]*Message, error)
+	// IndexMessageText moves up to limit messages of any tenant, oldest
+	// first, from the search queue into the full-text index and returns
+	// how many it took; fewer than limit means the queue is empty. Case
+	// search (CaseFilter.Q) finds mail by its text only once it is
+	// indexed. Concurrent indexers take different messages.
+	IndexMessageText(ctx context.Context, limit int) (int, error)
 	// ThreadMessageIDs returns, for each of the cases, the Message-IDs of
 	// the mail on it that its customers have seen, oldest first: inbound
 	// mail written by customers and every outbound message; never notes,

@@ -302,9 +302,21 @@ func TestCaseEndpoints(t *testing.T) {
 func TestGeneralUserSeesOwnCases(t *testing.T) {
 	e := newAPIEnv(t)
 	key := e.a.keys[casedesk.RoleGeneral] // cara@customer.example, of Customer Inc
-	e.do(e.a.keys[casedesk.RoleSupport], "POST", fmt.Sprintf("/v1/cases/%d/notes", e.a.cases[0].Number), map[string]any{"text": "internal"})
+	e.do(e.a.keys[casedesk.RoleSupport], "POST", fmt.Sprintf("/v1/cases/%d/notes", e.a.cases[0].Number), map[string]any{"text": "internal: customer on the watchlist"})
 	var list struct {
 		Cases []caseJSON `json:"cases"`
+	}
+	// Search sees the note's words for staff only.
+	if _, err := e.db.IndexSearch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.do(e.a.keys[casedesk.RoleSupport], "GET", "/v1/cases?q=watchlist", nil).decode(t, &list)
+	if len(list.Cases) != 1 || list.Cases[0].Number != e.a.cases[0].Number {
+		t.Errorf("staff search for a note's word: %+v", list.Cases)
+	}
+	e.do(key, "GET", "/v1/cases?q=watchlist", nil).decode(t, &list)
+	if len(list.Cases) != 0 {
+		t.Errorf("general user finds a case by its note's words: %+v", list.Cases)
 	}
 	e.do(key, "GET", "/v1/cases?sort=number", nil).decode(t, &list)
 	var got []int64

@@ -84,7 +84,8 @@ func (s *Server) listCases(w http.ResponseWriter, r *http.Request, p *casedesk.P
 	q := r.URL.Query()
 	f := casedesk.CaseFilter{Priority: casedesk.Priority(q.Get("priority")), Category: q.Get("category"),
 		RequesterEmail: q.Get("requester_email"), Requester: q.Get("requester"), Account: q.Get("account"),
-		Q: q.Get("q"), Sort: q.Get("sort"), Cursor: q.Get("cursor")}
+		Q: q.Get("q"), Sort: q.Get("sort"), Cursor: q.Get("cursor"),
+		WithoutNotes: ownOnly(p)} // notes are for staff, their words too
 	for _, st := range strings.Split(q.Get("status"), ",") {
 		if st = strings.TrimSpace(st); st != "" {
 			if !casedesk.Status(st).Valid() {

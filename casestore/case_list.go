@@ -79,7 +79,7 @@ func (w *where) String() string { return strings.Join(w.conds, " AND ") }
 
 // ListCases returns one page of the tenant's cases, filtered and sorted,
 // with keyset pagination.
-func (t *tx) ListCases(ctx context.Context, tenantID int64, f casedesk.CaseFilter) (*casedesk.CasePage, error) {
+func (t *tx) ListCases(ctx context.Context, tenantID int64, f casedesk.CaseFilter) (page *casedesk.CasePage, err error) {
 	column, desc, err := casedesk.ParseSort(f.Sort)
 	if err != nil {
 		return nil, err
@@ -108,12 +108,25 @@ func (t *tx) ListCases(ctx context.Context, tenantID int64, f casedesk.CaseFilte
 	w.args = append(w.args, limit+1)
 	query := fmt.Sprintf(`SELECT %s, (%s)::text FROM %s WHERE %s ORDER BY %s %s, c.id %s LIMIT $%d`,
 		caseColumns, key.expr, caseFrom, w.String(), key.expr, dir, dir, len(w.args))
+	if strings.TrimSpace(f.Q) != "" {
+		parent := ctx
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.db.searchTimeout)
+		defer cancel()
+		defer func() {
+			if err != nil && ctx.Err() != nil && parent.Err() == nil {
+				page, err = nil, casedesk.Errorf(casedesk.EINVALID,
+					"the search %q matches too much mail to finish in %s: add words or other filters",
+					clean(f.Q), t.db.searchTimeout)
+			}
+		}()
+	}
 	rows, err := t.tx.Query(ctx, query, w.args...)
 	if err != nil {
 		return nil, wrap(err, "list cases")
 	}
 	defer rows.Close()
-	page := &casedesk.CasePage{Cases: make([]*casedesk.Case, 0, limit)}
+	page = &casedesk.CasePage{Cases: make([]*casedesk.Case, 0, limit)}
 	var last string
 	for rows.Next() {
 		var value string
@@ -164,9 +177,14 @@ func caseFilterWhere(tenantID int64, f casedesk.CaseFilter) (*where, error) {
 	// own plan, through the search indexes. As a join, the generic plan
 	// chose to scan all the tenant's cases and test each one's messages.
 	if q := strings.TrimSpace(f.Q); q != "" {
+		notes := ""
+		if f.WithoutNotes {
+			notes = "AND m.direction <> 'note'"
+		}
 		w.add(`c.id = ANY(ARRAY(
-			SELECT m.case_id FROM messages m WHERE m.tenant_id = ?
-				AND casedesk_search_vector(m.subject, m.text_body) @@ websearch_to_tsquery('simple', ?)
+			SELECT m.case_id FROM message_search ms
+				JOIN messages m ON m.tenant_id = ms.tenant_id AND m.id = ms.message_id `+notes+`
+			WHERE ms.tenant_id = ? AND ms.vector @@ websearch_to_tsquery('simple', ?)
 			UNION
 			SELECT s.id FROM cases s WHERE s.tenant_id = ?
 				AND to_tsvector('simple'::regconfig, s.subject) @@ websearch_to_tsquery('simple', ?)))`,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/casedesk/casedesk"
+	"github.com/casedesk/casedesk/casestore"
 )
 
 // eventLog returns a case's events as "kind data" strings, oldest first.
@@ -471,6 +472,13 @@ func newSearchFixture(t *testing.T) *searchFixture {
 
 func (s *searchFixture) subjects(t *testing.T, filter casedesk.CaseFilter) []string {
 	t.Helper()
+	indexSearch(t, s.db)
+	return s.subjectsNow(t, filter)
+}
+
+// subjectsNow lists without indexing queued mail first.
+func (s *searchFixture) subjectsNow(t *testing.T, filter casedesk.CaseFilter) []string {
+	t.Helper()
 	filter.Sort = "number"
 	var out []string
 	for _, c := range s.listAll(t, filter) {
@@ -581,6 +589,7 @@ func TestListCasesSearchPagesWhileCasesArrive(t *testing.T) {
 			s.searchCase(t, fmt.Sprintf("case %d", i), "a needle in the haystack", miss)
 		}
 	}
+	indexSearch(t, s.db)
 	filter := casedesk.CaseFilter{Q: "needle haystack", Requester: "nina", Account: "needle works", Limit: 2}
 	for _, sort := range []string{"-created_at", "number", "-subject", "requester"} {
 		t.Run(sort, func(t *testing.T) {
@@ -603,6 +612,7 @@ func TestListCasesSearchPagesWhileCasesArrive(t *testing.T) {
 				now = now.Add(time.Minute)
 				s.searchCase(t, "late "+randHex(2), "needle haystack", match)
 				s.searchCase(t, "late "+randHex(2), "needle haystack", miss)
+				indexSearch(t, s.db)
 				if page.NextCursor == "" {
 					break
 				}
@@ -620,5 +630,109 @@ func TestListCasesSearchPagesWhileCasesArrive(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// indexSearch runs the search indexer until the queue is empty.
+func indexSearch(t *testing.T, db *casestore.DB) int {
+	t.Helper()
+	n, err := db.IndexSearch(ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestSearchFindsMailOnceIndexed(t *testing.T) {
+	s := newSearchFixture(t)
+	indexSearch(t, s.db)
+	c := s.cases["Password reset"]
+	var ids []int64
+	update(t, s.db, func(tx casedesk.Tx) error {
+		for _, body := range []string{"quokka one", "quokka two", "quokka three"} {
+			n := s.inbound(c.ID, randHex(8)+"@mail.example")
+			n.Text = body
+			m, _, err := tx.AppendMessage(ctx(), n)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, m.ID)
+		}
+		return nil
+	})
+	// Ingest queues the text; search does not see it yet.
+	if got := s.subjectsNow(t, casedesk.CaseFilter{Q: "quokka"}); len(got) != 0 {
+		t.Fatalf("unindexed mail found: %q", got)
+	}
+	// Two indexers at once take different messages: while the first holds
+	// the oldest in its open transaction, the second takes the rest.
+	update(t, s.db, func(tx casedesk.Tx) error {
+		n, err := tx.IndexMessageText(ctx(), 1)
+		if err != nil || n != 1 {
+			return fmt.Errorf("first indexer took %d: %v", n, err)
+		}
+		var other int
+		err = s.db.Update(ctx(), func(tx casedesk.Tx) (err error) {
+			other, err = tx.IndexMessageText(ctx(), 10)
+			return err
+		})
+		if err != nil || other < 2 {
+			return fmt.Errorf("second indexer took %d: %v", other, err)
+		}
+		return nil
+	})
+	if got := s.subjectsNow(t, casedesk.CaseFilter{Q: "quokka"}); !slices.Equal(got, []string{"Password reset"}) {
+		t.Errorf("indexed mail: %q", got)
+	}
+	for i, body := range []string{"one", "two", "three"} {
+		if got := s.subjectsNow(t, casedesk.CaseFilter{Q: "quokka " + body}); len(got) != 1 {
+			t.Errorf("message %d (%d) not indexed: %q", i, ids[i], got)
+		}
+	}
+	if n := indexSearch(t, s.db); n != 0 {
+		t.Errorf("indexed %d messages twice", n)
+	}
+	update(t, s.db, func(tx casedesk.Tx) error {
+		if _, err := tx.IndexMessageText(ctx(), 0); casedesk.ErrorCode(err) != casedesk.EINVALID {
+			t.Errorf("limit 0: %v", err)
+		}
+		return nil
+	})
+}
+
+func TestSearchWithoutNotes(t *testing.T) {
+	s := newSearchFixture(t)
+	c := s.cases["Password reset"]
+	update(t, s.db, func(tx casedesk.Tx) error {
+		n := s.inbound(c.ID, randHex(8)+"@mail.example")
+		n.Direction, n.AuthorKind, n.ContactID, n.Class = casedesk.Note, casedesk.AuthorAgent, 0, "note"
+		n.Text = "customer is on the watchlist"
+		_, _, err := tx.AppendMessage(ctx(), n)
+		return err
+	})
+	if got := s.subjects(t, casedesk.CaseFilter{Q: "watchlist"}); !slices.Equal(got, []string{"Password reset"}) {
+		t.Errorf("staff search: %q", got)
+	}
+	if got := s.subjects(t, casedesk.CaseFilter{Q: "watchlist", WithoutNotes: true}); len(got) != 0 {
+		t.Errorf("a note was found by a search without notes: %q", got)
+	}
+	if got := s.subjects(t, casedesk.CaseFilter{Q: "tuesday", WithoutNotes: true}); !slices.Equal(got, []string{"Password reset"}) {
+		t.Errorf("mail search without notes: %q", got)
+	}
+}
+
+func TestSearchTooBroad(t *testing.T) {
+	s := &searchFixture{fixture: newFixture(t, casestore.WithSearchTimeout(time.Nanosecond)), cases: map[string]*casedesk.Case{}}
+	s.searchCase(t, "Printer on fire", "toner", casedesk.Address{Email: "bob@builders.example"})
+	err := s.db.View(ctx(), func(tx casedesk.Tx) error {
+		_, err := tx.ListCases(ctx(), s.tenant.ID, casedesk.CaseFilter{Q: "toner"})
+		return err
+	})
+	if casedesk.ErrorCode(err) != casedesk.EINVALID || !strings.Contains(casedesk.ErrorMessage(err), "matches too much") {
+		t.Errorf("search past the timeout: %v", err)
+	}
+	// Listing without a query is not bounded.
+	if got := s.subjects(t, casedesk.CaseFilter{}); len(got) != 1 {
+		t.Errorf("listing: %q", got)
 	}
 }

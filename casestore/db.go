@@ -31,6 +31,8 @@ type DB struct {
 	maxRetries int
 	// lockCheck is how often a held advisory lock checks its connection.
 	lockCheck time.Duration
+	// searchTimeout bounds a case listing with a full-text query.
+	searchTimeout time.Duration
 }
 
 var _ casedesk.Store = (*DB)(nil)
@@ -45,6 +47,12 @@ func WithClock(now func() time.Time) Option { return func(db *DB) { db.now = now
 // WithLockCheck sets how often a held lock checks its connection (5 s by
 // default); a lost connection is noticed within about this time.
 func WithLockCheck(every time.Duration) Option { return func(db *DB) { db.lockCheck = every } }
+
+// WithSearchTimeout bounds how long a case listing with a full-text query
+// (CaseFilter.Q) may run (10 s by default). A query of words that nearly
+// every message has can take minutes on a large tenant; past the bound it
+// is refused as too broad.
+func WithSearchTimeout(d time.Duration) Option { return func(db *DB) { db.searchTimeout = d } }
 
 // Open connects to the database at url and checks that it answers. A URL
 // without connect_timeout gets 5 seconds, so an unreachable server fails
@@ -95,7 +103,8 @@ func newDB(pool *pgxpool.Pool, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}
-	db := &DB{pool: pool, now: time.Now, enc: enc, dec: dec, maxRetries: 5, lockCheck: lockCheckInterval}
+	db := &DB{pool: pool, now: time.Now, enc: enc, dec: dec, maxRetries: 5, lockCheck: lockCheckInterval,
+		searchTimeout: 10 * time.Second}
 	for _, o := range opts {
 		o(db)
 	}

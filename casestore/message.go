@@ -53,6 +53,10 @@ WITH input AS (
 		AND i.message_id IS NOT DISTINCT FROM m.message_id
 	WHERE i.data IS NOT NULL
 	ORDER BY m.id, i.ord
+), queued AS (
+	-- The search indexer computes the message's words later, outside
+	-- this transaction (migration 00003).
+	INSERT INTO search_queue (message_id, tenant_id) SELECT id, $1 FROM m
 ), counts AS (
 	-- Customer-visible agent messages always carry a Message-ID
 	-- (NewMessage.Validate), so they are found by it.
