@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jhillyerd/enmime/v2"
 
 	"github.com/casedesk/casedesk"
 )
@@ -294,6 +297,156 @@ func TestCaseEndpoints(t *testing.T) {
 		if res := e.do(support, "POST", fmt.Sprintf("/v1/cases/%d/merge", from.Number), body); res.status != 400 {
 			t.Errorf("merge %v: %d, want 400", body, res.status)
 		}
+	}
+}
+
+// queuedFor claims the outbox items of case caseID, marks every claimed
+// item failed (so no other test sees them again) and returns the case's.
+func (e *apiEnv) queuedFor(caseID int64) []*casedesk.OutboxItem {
+	e.t.Helper()
+	var out []*casedesk.OutboxItem
+	e.update(func(tx casedesk.Tx) error {
+		items, err := tx.ClaimOutbox(context.Background(), 1000)
+		if err != nil {
+			return err
+		}
+		var rs []casedesk.OutboxResult
+		for _, it := range items {
+			if it.CaseID == caseID {
+				out = append(out, it)
+			}
+			rs = append(rs, casedesk.OutboxResult{TenantID: it.TenantID, ID: it.ID, State: casedesk.OutboxFailed, Error: "test"})
+		}
+		return tx.FinishOutboxItems(context.Background(), rs)
+	})
+	return out
+}
+
+// TestCreateCase: a portal user opens a case for themselves and is
+// acknowledged; staff open one for a customer, who gets the agent's text.
+func TestCreateCase(t *testing.T) {
+	e := newAPIEnv(t)
+	general, admin := e.a.keys[casedesk.RoleGeneral], e.a.keys[casedesk.RoleAdmin]
+
+	res := e.do(general, "POST", "/v1/cases", map[string]any{"subject": "  VPN drops every hour ", "text": "Since Monday.", "priority": "high"})
+	var c caseJSON
+	res.decode(t, &c)
+	if res.status != 201 || c.Subject != "VPN drops every hour" || c.Status != "new" || c.Priority != "high" ||
+		c.Requester.Email != "cara@customer.example" || c.MessageCount != 1 {
+		t.Fatalf("portal case: %d %s", res.status, res.body)
+	}
+	if loc := res.header.Get("Location"); loc != fmt.Sprintf("/v1/cases/%d", c.Number) {
+		t.Errorf("Location %q", loc)
+	}
+	// The customer sees their case and their words on it.
+	var msgs struct {
+		Messages []messageJSON `json:"messages"`
+	}
+	e.do(general, "GET", fmt.Sprintf("/v1/cases/%d/messages", c.Number), nil).decode(t, &msgs)
+	if len(msgs.Messages) != 1 || msgs.Messages[0].Direction != "inbound" || msgs.Messages[0].AuthorKind != "customer" ||
+		msgs.Messages[0].Text != "Since Monday." || msgs.Messages[0].From.Email != "cara@customer.example" {
+		t.Fatalf("portal case messages: %+v", msgs.Messages)
+	}
+	// It is kept as mail, like everything inbound: raw bytes that parse
+	// back to the same words.
+	e.update(func(tx casedesk.Tx) error {
+		raw, err := tx.RawMessage(context.Background(), e.a.tenant.ID, msgs.Messages[0].ID)
+		if err != nil {
+			return err
+		}
+		env, err := enmime.ReadEnvelope(bytes.NewReader(raw))
+		if err != nil {
+			return err
+		}
+		if env.GetHeader("Subject") != "VPN drops every hour" || strings.TrimSpace(env.Text) != "Since Monday." ||
+			env.GetHeader("Message-ID") != "<"+msgs.Messages[0].MessageID+">" {
+			t.Errorf("raw mail of a portal case:\n%s", raw)
+		}
+		return nil
+	})
+	var caseID int64
+	e.update(func(tx casedesk.Tx) error {
+		found, err := tx.FindCaseByNumber(context.Background(), e.a.tenant.ID, c.Number)
+		if found != nil {
+			caseID = found.ID
+		}
+		return err
+	})
+	// One acknowledgement, answering the stored message.
+	items := e.queuedFor(caseID)
+	var ack map[string]any
+	if len(items) != 1 || items[0].Kind != casedesk.OutboxAck || items[0].To != "cara@customer.example" ||
+		json.Unmarshal(items[0].Payload, &ack) != nil || ack["in_reply_to"] != msgs.Messages[0].MessageID {
+		t.Errorf("queued for the portal case: %+v", items)
+	}
+
+	// Staff open a case for a new customer: pending, the text relayed.
+	res = e.do(admin, "POST", "/v1/cases", map[string]any{"subject": "Your callback", "text": "As discussed on the phone: ...",
+		"requester": map[string]any{"email": "Nina@Newco.example", "name": "Nina New"}, "category": "phone"})
+	res.decode(t, &c)
+	if res.status != 201 || c.Status != "pending" || !strings.EqualFold(c.Requester.Email, "nina@newco.example") ||
+		c.Category != "phone" || c.MessageCount != 0 {
+		t.Fatalf("staff case: %d %s", res.status, res.body)
+	}
+	e.update(func(tx casedesk.Tx) error {
+		found, err := tx.FindCaseByNumber(context.Background(), e.a.tenant.ID, c.Number)
+		if found != nil {
+			caseID = found.ID
+		}
+		return err
+	})
+	items = e.queuedFor(caseID)
+	var relay map[string]any
+	if len(items) != 1 || items[0].Kind != casedesk.OutboxRelay || !strings.EqualFold(items[0].To, "nina@newco.example") ||
+		json.Unmarshal(items[0].Payload, &relay) != nil || relay["text"] != "As discussed on the phone: ..." {
+		t.Errorf("queued for the staff case: %+v", items)
+	}
+
+	// Refusals, and nothing written by them.
+	var before struct {
+		Cases []caseJSON `json:"cases"`
+	}
+	e.do(admin, "GET", "/v1/cases?limit=500", nil).decode(t, &before)
+	for _, tc := range []struct {
+		key    string
+		body   any
+		status int
+		field  string
+	}{
+		{general, map[string]any{"subject": "x", "text": "y", "requester": map[string]any{"email": "otto@elsewhere.example"}}, 403, ""},
+		{general, map[string]any{"text": "y"}, 400, "subject"},
+		{general, map[string]any{"subject": "   ", "text": "y"}, 400, "subject"},
+		{general, map[string]any{"subject": "x"}, 400, "text"},
+		{general, map[string]any{"subject": strings.Repeat("s", 1001), "text": "y"}, 400, "subject"},
+		{general, map[string]any{"subject": "x", "text": "y", "priority": "asap"}, 400, "priority"},
+		{general, map[string]any{"subject": "x", "text": "y", "colour": "red"}, 400, "colour"},
+		{general, map[string]any{"subject": 7, "text": "y"}, 400, "subject"},
+		{admin, map[string]any{"subject": "x", "text": "y"}, 400, "requester"},
+		{admin, map[string]any{"subject": "x", "text": "y", "requester": map[string]any{"email": "not an address"}}, 400, "requester.email"},
+		{admin, map[string]any{"subject": "x", "text": "y", "requester": map[string]any{"email": "x@host.invalid"}}, 400, "requester.email"},
+		{admin, map[string]any{"subject": "x", "text": "y", "requester": map[string]any{"email": e.a.tenant.SupportAddress}}, 400, "requester.email"},
+		{e.a.keys[casedesk.RoleSupport], map[string]any{"subject": "x", "text": "y", "requester": map[string]any{"email": "a@b.example"}}, 403, ""},
+		{e.b.keys[casedesk.RoleFinance], map[string]any{"subject": "x", "text": "y"}, 403, ""},
+	} {
+		res := e.do(tc.key, "POST", "/v1/cases", tc.body)
+		if res.status != tc.status || tc.field != "" && !strings.Contains(res.errorMessage(), tc.field) {
+			t.Errorf("POST /v1/cases %v: %d %s, want %d naming %q", tc.body, res.status, res.body, tc.status, tc.field)
+		}
+	}
+	var after struct {
+		Cases []caseJSON `json:"cases"`
+	}
+	e.do(admin, "GET", "/v1/cases?limit=500", nil).decode(t, &after)
+	if len(after.Cases) != len(before.Cases) {
+		t.Errorf("refused requests created %d cases", len(after.Cases)-len(before.Cases))
+	}
+	// Both creations are in the audit log.
+	var audit struct {
+		Entries []map[string]any `json:"entries"`
+	}
+	e.do(admin, "GET", "/v1/audit?action=case.create", nil).decode(t, &audit)
+	if len(audit.Entries) != 2 {
+		t.Errorf("audit has %d case.create entries, want 2: %+v", len(audit.Entries), audit.Entries)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-message/mail"
+
 	"github.com/casedesk/casedesk"
 	"github.com/casedesk/casedesk/threading"
 )
@@ -362,6 +364,145 @@ func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request, p *casede
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": orDefault(meta.Name, "attachment")}))
 	w.Write(content)
 	return nil
+}
+
+// createCaseRequest is the body of POST /v1/cases.
+type createCaseRequest struct {
+	Subject   string            `json:"subject"`
+	Text      string            `json:"text"`
+	Requester *casedesk.Address `json:"requester"`
+	Priority  casedesk.Priority `json:"priority"`
+	Category  string            `json:"category"`
+}
+
+// createCase: POST /v1/cases opens a case, as a customer writing in would.
+//
+// A caller who cannot reply (a portal user, cases:create only) opens it
+// for themselves: the text is stored as their first message, and the
+// acknowledgement with the case number is queued to them, so the rest of
+// the conversation can go on by email. Staff (cases:reply) open it for a
+// customer named in "requester", after a phone call say: the case starts
+// pending, and the text goes to the customer as the agent's first reply.
+func (s *Server) createCase(w http.ResponseWriter, r *http.Request, p *casedesk.Principal) error {
+	var req createCaseRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	req.Subject, req.Category = strings.TrimSpace(req.Subject), strings.TrimSpace(req.Category)
+	if err := firstErr(required("subject", req.Subject), checkLen("subject", req.Subject, maxSubjectLen),
+		required("text", req.Text), checkLen("text", req.Text, maxTextLen),
+		checkLen("category", req.Category, maxNameLen)); err != nil {
+		return err
+	}
+	if req.Priority != "" && !req.Priority.Valid() {
+		return casedesk.Errorf(casedesk.EINVALID, "field \"priority\": unknown priority %q", req.Priority)
+	}
+	staff := p.User.Role.Has(casedesk.PermCasesReply)
+	requester := casedesk.Address{Email: p.User.Email, Name: p.User.Name}
+	switch {
+	case staff && req.Requester == nil:
+		return casedesk.Errorf(casedesk.EINVALID, "field \"requester\" is required: the customer the case is for")
+	case staff:
+		requester = *req.Requester
+		if err := checkLen("requester.name", requester.Name, maxNameLen); err != nil {
+			return err
+		}
+	case req.Requester != nil && !strings.EqualFold(req.Requester.Email, p.User.Email):
+		return casedesk.Errorf(casedesk.EFORBIDDEN, "only staff may open a case for someone else")
+	}
+	requester.Email = strings.TrimSpace(requester.Email)
+	if !casedesk.ValidEmail(requester.Email) || strings.HasSuffix(strings.ToLower(requester.Email), ".invalid") {
+		return casedesk.Errorf(casedesk.EINVALID, "field \"requester.email\": %q is not an address mail can be sent to", requester.Email)
+	}
+	if strings.EqualFold(requester.Email, p.Tenant.SupportAddress) {
+		return casedesk.Errorf(casedesk.EINVALID, "field \"requester.email\": the support address cannot open a case with itself")
+	}
+	tokens := threading.NewTokens(p.Tenant.ID, p.Tenant.TokenSecret)
+	domain := domainOf(p.Tenant.SupportAddress)
+	var c *casedesk.Case
+	err := s.write(r, p, "case.create", "case", func() string { return itoa(c.Number) },
+		map[string]any{"requester": requester.Email, "subject": req.Subject, "on_behalf": staff},
+		func(tx casedesk.Tx) (err error) {
+			ctx := r.Context()
+			who, err := tx.UpsertContact(ctx, p.Tenant.ID, requester)
+			if err != nil {
+				return err
+			}
+			n := casedesk.NewCase{TenantID: p.Tenant.ID, Subject: req.Subject, Priority: req.Priority,
+				Category: req.Category, RequesterID: who.ID}
+			if staff {
+				n.Status = casedesk.StatusPending
+			}
+			if c, err = tx.CreateCase(ctx, n); err != nil {
+				return err
+			}
+			kind, payload := casedesk.OutboxRelay, map[string]any{"case_number": c.Number, "text": req.Text,
+				"cc": []string{}, "agent_user_id": p.User.ID}
+			if !staff {
+				// The customer's own words, under a Message-ID of ours that
+				// carries the case's token: the acknowledgement answers it.
+				id := tokens.MessageID(c.Number, randomSeq(), domain)
+				from := casedesk.Address{Email: requester.Email, Name: who.Name}
+				raw, err := portalMail(from, p.Tenant.SupportAddress, req.Subject, req.Text, id, tx.Now())
+				if err != nil {
+					return err
+				}
+				if _, _, err := tx.AppendMessage(ctx, casedesk.NewMessage{TenantID: p.Tenant.ID, CaseID: c.ID,
+					MessageID: id, Raw: raw, Direction: casedesk.Inbound, AuthorKind: casedesk.AuthorCustomer,
+					ContactID: who.ID, From: from,
+					To: []casedesk.Address{{Email: p.Tenant.SupportAddress}}, Subject: req.Subject,
+					Text: req.Text, Class: "normal"}); err != nil {
+					return err
+				}
+				kind, payload = casedesk.OutboxAck, map[string]any{"case_number": c.Number, "subject": c.Subject,
+					"in_reply_to": id, "references": []string{}, "original_subject": req.Subject}
+			}
+			raw, _ := json.Marshal(payload)
+			_, err = tx.EnqueueOutbox(ctx, casedesk.NewOutboxItem{TenantID: p.Tenant.ID, CaseID: c.ID,
+				Kind: kind, To: requester.Email, Payload: raw,
+				MessageID: tokens.MessageID(c.Number, randomSeq(), domain)})
+			if err != nil {
+				return err
+			}
+			c, err = tx.FindCase(ctx, p.Tenant.ID, c.ID)
+			return err
+		})
+	if err != nil {
+		return err
+	}
+	if s.opts.OutboxQueued != nil {
+		s.opts.OutboxQueued()
+	}
+	w.Header().Set("Location", "/v1/cases/"+itoa(c.Number))
+	writeJSON(w, http.StatusCreated, caseOut(c))
+	return nil
+}
+
+// portalMail writes a case opened through the API as the mail the customer
+// would have sent, so that it is kept like all inbound mail: as raw bytes,
+// from which the message could be parsed again.
+func portalMail(from casedesk.Address, to, subject, text, messageID string, date time.Time) ([]byte, error) {
+	var h mail.Header
+	h.SetDate(date)
+	h.SetAddressList("From", []*mail.Address{{Name: from.Name, Address: from.Email}})
+	h.SetAddressList("To", []*mail.Address{{Address: to}})
+	h.SetSubject(subject)
+	h.SetMessageID(messageID)
+	h.Set("X-Casedesk-Origin", "api")
+	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	h.Set("Content-Transfer-Encoding", "quoted-printable")
+	var b bytes.Buffer
+	w, err := mail.CreateSingleInlineWriter(&b, h)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write([]byte(text)); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // replyRequest is the body of POST /v1/cases/{number}/replies.

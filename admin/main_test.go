@@ -199,6 +199,12 @@ func (r response) decode(t *testing.T, v any) {
 	}
 }
 
+func (r response) errorMessage() string {
+	var e errorBody
+	json.Unmarshal(r.body, &e)
+	return e.Error.Message
+}
+
 func (r response) errorCode() string {
 	var e errorBody
 	json.Unmarshal(r.body, &e)

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -35,6 +36,10 @@ func endpoints() []endpoint {
 	cara := func(f *tenantFix) int64 { return f.cases[0].Number }
 	return []endpoint{
 		{"GET", "/v1/cases", "cases:read", 200, func(e *apiEnv, f *tenantFix) (string, any) { return "/v1/cases", nil }},
+		{"POST", "/v1/cases", "cases:create", 201, func(e *apiEnv, f *tenantFix) (string, any) {
+			return "/v1/cases", map[string]any{"subject": "Paper jam", "text": "Tray 2 jams.",
+				"requester": map[string]any{"email": "cara@customer.example"}}
+		}},
 		{"GET", "/v1/cases/{number}", "cases:read", 200, func(e *apiEnv, f *tenantFix) (string, any) {
 			return fmt.Sprintf("/v1/cases/%d", cara(f)), nil
 		}},
@@ -167,6 +172,9 @@ func TestTenantIsolation(t *testing.T) {
 				t.Errorf("tenant B got %d on tenant A's %s: %s", res.status, path, res.body)
 			}
 		})
+	}
+	if _, err := e.db.IndexSearch(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	// Listings: nothing of tenant A (every name of A's objects holds
 	// "alpha") shows up for B.

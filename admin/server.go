@@ -86,6 +86,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/v1/openapi.json", handler: s.openAPI, public: true},
 
 		{method: "GET", path: "/v1/cases", perm: casedesk.PermCasesRead, handler: s.listCases},
+		{method: "POST", path: "/v1/cases", perm: casedesk.PermCasesCreate, handler: s.createCase},
 		{method: "GET", path: "/v1/cases/{number}", perm: casedesk.PermCasesRead, handler: s.getCase},
 		{method: "PATCH", path: "/v1/cases/{number}", perm: casedesk.PermCasesWrite, handler: s.patchCase},
 		{method: "GET", path: "/v1/cases/{number}/messages", perm: casedesk.PermCasesRead, handler: s.listMessages},
