@@ -256,6 +256,32 @@ func TestCaseEndpoints(t *testing.T) {
 		t.Errorf("queued item = %+v", item)
 	}
 
+	// An HTML reply: kept as written (notify sanitises it when sending);
+	// with no text, the text part is read from the HTML.
+	res = e.do(support, "POST", fmt.Sprintf("/v1/cases/%d/replies", c.Number),
+		map[string]any{"html": "<p>Unplug it, then <b>wait</b> 10 s.</p>", "status": "pending"})
+	res.decode(t, &queued)
+	if res.status != 202 {
+		t.Fatalf("html reply: %d %s", res.status, res.body)
+	}
+	caseID := c.ID
+	var htmlItem *casedesk.OutboxItem
+	for _, it := range e.queuedFor(caseID) {
+		if it.MessageID == queued.MessageID {
+			htmlItem = it
+		}
+	}
+	payload = nil
+	if htmlItem == nil || json.Unmarshal(htmlItem.Payload, &payload) != nil ||
+		payload["html"] != "<p>Unplug it, then <b>wait</b> 10 s.</p>" || !strings.Contains(payload["text"].(string), "Unplug it, then *wait* 10 s.") {
+		t.Errorf("html reply queued as %+v", payload)
+	}
+	for _, body := range []map[string]any{{"html": "<p> </p>"}, {"text": " "}, {}, {"html": strings.Repeat("x", 500_001)}} {
+		if res := e.do(support, "POST", fmt.Sprintf("/v1/cases/%d/replies", c.Number), body); res.status != 400 && res.status != 413 {
+			t.Errorf("reply %.40v: %d %s", body, res.status, res.body)
+		}
+	}
+
 	// Notes, status changes, refused transitions.
 	if res := e.do(support, "POST", fmt.Sprintf("/v1/cases/%d/notes", c.Number), map[string]any{"text": "internal"}); res.status != 201 {
 		t.Errorf("note: %d %s", res.status, res.body)

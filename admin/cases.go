@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-message/mail"
+	"github.com/inbucket/html2text"
 
 	"github.com/casedesk/casedesk"
 	"github.com/casedesk/casedesk/threading"
@@ -21,6 +22,7 @@ import (
 // Field limits of request bodies.
 const (
 	maxTextLen    = 100_000
+	maxHTMLLen    = 500_000
 	maxNameLen    = 200
 	maxSubjectLen = 1000
 )
@@ -520,11 +522,19 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, p *casedesk.Princ
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if err := firstErr(required("text", req.Text), checkLen("text", req.Text, maxTextLen)); err != nil {
+	if err := firstErr(checkLen("text", req.Text, maxTextLen), checkLen("html", req.HTML, maxHTMLLen)); err != nil {
 		return err
 	}
-	if req.HTML != "" {
-		return casedesk.Errorf(casedesk.EINVALID, "field \"html\": replies are sent as text for now; put the reply in \"text\"")
+	if strings.TrimSpace(req.Text) == "" && strings.TrimSpace(req.HTML) != "" {
+		// Mail carries both parts; the text part is read from the HTML.
+		text, err := html2text.FromString(req.HTML, html2text.Options{})
+		if err != nil {
+			return casedesk.Errorf(casedesk.EINVALID, "field \"html\" cannot be read as HTML: %v", err)
+		}
+		req.Text = text
+	}
+	if strings.TrimSpace(req.Text) == "" {
+		return casedesk.Errorf(casedesk.EINVALID, "field \"text\" is required (or \"html\" with some text in it)")
 	}
 	if req.Status == "" {
 		req.Status = casedesk.StatusPending
@@ -552,8 +562,8 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, p *casedesk.Princ
 					cc = append(cc, e)
 				}
 			}
-			payload, _ := json.Marshal(map[string]any{"case_number": c.Number, "text": req.Text, "cc": cc,
-				"agent_user_id": p.User.ID})
+			payload, _ := json.Marshal(map[string]any{"case_number": c.Number, "text": req.Text, "html": req.HTML,
+				"cc": cc, "agent_user_id": p.User.ID})
 			tokens := threading.NewTokens(p.Tenant.ID, p.Tenant.TokenSecret)
 			item, err = tx.EnqueueOutbox(ctx, casedesk.NewOutboxItem{TenantID: p.Tenant.ID, CaseID: c.ID,
 				Kind: casedesk.OutboxRelay, To: c.Requester.Email, Payload: payload,

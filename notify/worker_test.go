@@ -1010,3 +1010,45 @@ func TestWorkerServerHangs(t *testing.T) {
 		t.Fatalf("stats = %+v, want sent after the server recovered", stats)
 	}
 }
+
+// TestWorkerRelaysSanitisedHTML: an agent's HTML reply from the admin API
+// goes out with its formatting in the HTML part and without anything
+// active; the text part is the agent's text.
+func TestWorkerRelaysSanitisedHTML(t *testing.T) {
+	e := newWorkerEnv(t)
+	e.deliver(opening().raw())
+	c := e.caseOf("CAF+orig@mail.gmail.com")
+	e.drain()
+	ctx := context.Background()
+	html := `<p>Please <b>restart</b> the <a href="https://acme.example/kb/1">spooler</a>.</p>` +
+		`<script>alert(1)</script><img src="x" onerror="steal()"><a href="javascript:evil()">click</a>` +
+		`<form action="https://evil.example"><input name="password"></form>`
+	payload, _ := json.Marshal(map[string]any{"case_number": c.Number, "text": "Please restart the spooler.",
+		"html": html, "agent_user_id": e.agent.ID})
+	err := e.db.Update(ctx, func(tx casedesk.Tx) error {
+		_, err := tx.EnqueueOutbox(ctx, casedesk.NewOutboxItem{TenantID: e.tenant.ID, CaseID: c.ID,
+			Kind: casedesk.OutboxRelay, To: "cara@customer.example",
+			MessageID: e.tokens.MessageID(c.Number, 99, "acme.example"), Payload: payload})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats := e.drain(); stats.Sent != 1 {
+		t.Fatalf("stats = %+v", stats)
+	}
+	env, _ := e.captured(1)
+	for _, want := range []string{"<b>restart</b>", `href="https://acme.example/kb/1"`} {
+		if !strings.Contains(env.HTML, want) {
+			t.Errorf("html part lacks %s:\n%s", want, env.HTML)
+		}
+	}
+	for _, bad := range []string{"<script", "alert(1)", "onerror", "javascript:", "<form", "<input"} {
+		if strings.Contains(env.HTML, bad) {
+			t.Errorf("html part holds %s:\n%s", bad, env.HTML)
+		}
+	}
+	if !strings.Contains(env.Text, "Please restart the spooler.") || strings.Contains(env.Text, "<b>") {
+		t.Errorf("text part:\n%s", env.Text)
+	}
+}

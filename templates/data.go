@@ -2,6 +2,7 @@ package templates
 
 import (
 	"fmt"
+	htmltemplate "html/template"
 	"reflect"
 	"time"
 
@@ -37,6 +38,9 @@ type RelayData struct {
 	Case
 	AgentName string // the agent's display name; may be empty
 	Text      string // the agent's reply, plain text
+	// HTML is the agent's reply as HTML, already sanitised, for the HTML
+	// part; empty when the agent wrote text only.
+	HTML htmltemplate.HTML
 }
 
 // ReminderData is the data of "reminder", sent while a case waits on the
@@ -92,7 +96,8 @@ var specs = []spec{
 	}},
 	{casedesk.OutboxRelay, reflect.TypeFor[RelayData](), func() any {
 		return RelayData{Case: sampleCase(), AgentName: "Alex Agent",
-			Text: "Thanks for the log file.\nPlease restart the print spooler & try again: <it works> \"now\"."}
+			Text: "Thanks for the log file.\nPlease restart the print spooler & try again: <it works> \"now\".",
+			HTML: "<p>Thanks for the log file.</p><p>Please restart the print spooler &amp; try again: <b>now</b>.</p>"}
 	}},
 	{casedesk.OutboxReminder, reflect.TypeFor[ReminderData](), func() any { return ReminderData{Case: sampleCase(), SolveInDays: 4} }},
 	{casedesk.OutboxSolved, reflect.TypeFor[SolvedNoticeData](), func() any { return SolvedNoticeData{Case: sampleCase(), ReopenDays: 14} }},

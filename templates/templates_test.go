@@ -89,6 +89,13 @@ func TestDefaultsEscapeHTMLOnlyInHTML(t *testing.T) {
 		for _, name := range Names() {
 			t.Run(lang+"/"+string(name), func(t *testing.T) {
 				r, err := Preview(name, lang, nil)
+				if name == casedesk.OutboxRelay {
+					// A text reply; HTML replies are TestRelayHTML's.
+					d := Sample(name).(RelayData)
+					d.HTML = ""
+					var none *Set
+					r, err = none.Render(name, lang, d)
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -396,5 +403,24 @@ func TestLoadDefaultsRefusesAnIncompleteSet(t *testing.T) {
 				t.Fatal("loaded")
 			}
 		})
+	}
+}
+
+// TestRelayHTML: an agent's HTML reply (sanitised by the sender) is the
+// HTML part as it is; the text part is still the agent's text.
+func TestRelayHTML(t *testing.T) {
+	for _, lang := range Langs() {
+		var none *Set
+		r, err := none.Render(casedesk.OutboxRelay, lang, RelayData{Case: Case{CaseNumber: 7, TenantName: "Acme"},
+			Text: "Restart it.", HTML: "<p>Restart <b>it</b>.</p>"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(r.HTML, "<p>Restart <b>it</b>.</p>") || strings.Contains(r.HTML, "Restart it.") {
+			t.Errorf("%s: html part:\n%s", lang, r.HTML)
+		}
+		if !strings.Contains(r.Text, "Restart it.") || strings.Contains(r.Text, "<b>") {
+			t.Errorf("%s: text part:\n%s", lang, r.Text)
+		}
 	}
 }
