@@ -736,3 +736,59 @@ func TestSearchTooBroad(t *testing.T) {
 		t.Errorf("listing: %q", got)
 	}
 }
+
+// TestMergeWhileMailArrives: mail appended to a case while the case is
+// being merged ends up on the case it was merged into, whichever of the
+// two transactions takes the case's row first, and the message counts
+// follow it.
+func TestMergeWhileMailArrives(t *testing.T) {
+	for _, mergeFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("merge first %v", mergeFirst), func(t *testing.T) {
+			now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+			m := newMergeFixture(t, &now)
+			release := make(chan struct{})
+			holding := make(chan struct{})
+			first := func(tx casedesk.Tx) error {
+				var err error
+				if mergeFirst {
+					_, err = tx.MergeCase(ctx(), m.tenant.ID, m.a.ID, m.b.ID, agentActor)
+				} else {
+					_, _, err = tx.AppendMessage(ctx(), m.inbound(m.a.ID, "late@customer.example"))
+				}
+				close(holding)
+				<-release
+				return err
+			}
+			second := func(tx casedesk.Tx) error {
+				if mergeFirst {
+					_, _, err := tx.AppendMessage(ctx(), m.inbound(m.a.ID, "late@customer.example"))
+					return err
+				}
+				_, err := tx.MergeCase(ctx(), m.tenant.ID, m.a.ID, m.b.ID, agentActor)
+				return err
+			}
+			errs := make(chan error, 2)
+			go func() { errs <- m.db.Update(ctx(), first) }()
+			<-holding
+			go func() { errs <- m.db.Update(ctx(), second) }()
+			waitForLockWait(t)
+			close(release)
+			for range 2 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := m.messageIDs(t, m.a.ID); len(got) != 0 {
+				t.Errorf("merged case keeps %q", got)
+			}
+			got := m.messageIDs(t, m.b.ID)
+			if !slices.Contains(got, "late@customer.example") || len(got) != 4 {
+				t.Errorf("target case has %q, want all 4 messages", got)
+			}
+			a, b := m.find(t, m.a.ID), m.find(t, m.b.ID)
+			if a.MessageCount != 0 || b.MessageCount != 4 || a.MergedInto != m.b.ID {
+				t.Errorf("counts after the merge: merged %d (into %d), target %d", a.MessageCount, a.MergedInto, b.MessageCount)
+			}
+		})
+	}
+}

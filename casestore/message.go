@@ -69,8 +69,13 @@ WITH input AS (
 		first_response_at = CASE WHEN counts.visible THEN coalesce(c.first_response_at, $22)
 			ELSE c.first_response_at END
 	FROM counts WHERE c.tenant_id = $1 AND c.id = counts.case_id
+	RETURNING c.id, c.merged_into
 )
-SELECT id, message_id, raw_sha256 FROM m ORDER BY id`
+-- A case merged while this statement waited for its row lock (the merge
+-- had moved the case's mail before these rows existed) shows here with
+-- merged_into set: AppendMessages then moves these rows after the rest.
+SELECT m.id, m.message_id, m.raw_sha256, coalesce(bump.merged_into, 0)
+FROM m LEFT JOIN bump ON bump.id = m.case_id ORDER BY m.id`
 
 // AppendMessage stores a message with its raw bytes and attachments, or
 // reports the stored duplicate; see casedesk.MessageOps.
@@ -191,20 +196,21 @@ func (t *tx) insertMessages(ctx context.Context, tenantID int64, cols *appendCol
 		return wrap(err, "append messages")
 	}
 	type inserted struct {
-		id  int64
-		key string
+		id, mergedInto int64
+		key            string
 	}
 	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (inserted, error) {
 		var row inserted
 		var msgID *string
 		var sha []byte
-		err := r.Scan(&row.id, &msgID, &sha)
+		err := r.Scan(&row.id, &msgID, &sha, &row.mergedInto)
 		row.key = messageKey(msgID, sha)
 		return row, err
 	})
 	if err != nil {
 		return wrap(err, "append messages")
 	}
+	var late struct{ ids, into, from []int64 }
 	insertedKeys := make(map[string]bool, len(got))
 	for _, g := range got {
 		if g.key != "" {
@@ -223,10 +229,39 @@ func (t *tx) insertMessages(ctx context.Context, tenantID int64, cols *appendCol
 			return fmt.Errorf("append messages: inserted rows do not match the input")
 		}
 		out[i].Message.ID = got[next].id
+		if into := got[next].mergedInto; into != 0 {
+			late.ids, late.into = append(late.ids, got[next].id), append(late.into, into)
+			late.from = append(late.from, out[i].Message.CaseID)
+			out[i].Message.CaseID = into
+		}
 		next++
 	}
-	return nil
+	if len(late.ids) == 0 {
+		return nil
+	}
+	_, err = t.tx.Exec(ctx, followMergeSQL, tenantID, late.ids, late.into, late.from, t.now)
+	return wrap(err, "append messages: follow merge")
 }
+
+// followMergeSQL moves messages appended to a case that was merged while
+// they were being appended ($2, to the cases $3 it was merged into, from
+// the cases $4) and moves their counts with them. The merge holds the
+// merged case's row lock from before it moves the case's mail until it
+// commits, and the append's counter update waits for that lock, so it is
+// the only way mail can end up on a merged case.
+const followMergeSQL = `
+WITH moved AS (
+	UPDATE messages m SET case_id = x.into_id
+	FROM unnest($2::bigint[], $3::bigint[]) AS x(id, into_id)
+	WHERE m.tenant_id = $1 AND m.id = x.id
+	RETURNING x.into_id
+), counts AS (
+	SELECT into_id, count(*) AS n FROM moved GROUP BY into_id
+), into_case AS (
+	UPDATE cases c SET message_count = c.message_count + counts.n, updated_at = $5
+	FROM counts WHERE c.tenant_id = $1 AND c.id = counts.into_id
+)
+UPDATE cases SET message_count = 0 WHERE tenant_id = $1 AND id = ANY($4::bigint[])`
 
 // messageKey is what deduplicates a message: its Message-ID, or without
 // one its raw sha256; "" when it has neither.

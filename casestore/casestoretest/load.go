@@ -116,3 +116,4 @@ func IndexHistory(ctx context.Context, url string, tenantID int64) error {
 	}
 	return nil
 }
+
