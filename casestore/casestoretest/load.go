@@ -116,4 +116,3 @@ func IndexHistory(ctx context.Context, url string, tenantID int64) error {
 	}
 	return nil
 }
-
