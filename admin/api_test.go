@@ -784,6 +784,20 @@ func TestDeactivateInactiveUsers(t *testing.T) {
 	if res := e.do(key, "GET", "/v1/me", nil); res.status != 401 {
 		t.Errorf("key of a deactivated user: %d, want 401", res.status)
 	}
+	// Each deactivation is audited by the system in its own tenant.
+	var entries []*casedesk.AuditEntry
+	e.update(func(tx casedesk.Tx) (err error) {
+		entries, err = tx.ListAudit(ctx, e.a.tenant.ID, casedesk.AuditFilter{Action: "user.deactivate", Limit: 100})
+		return err
+	})
+	if len(entries) != len(roles) {
+		t.Errorf("audit of the job: %d entries, want %d", len(entries), len(roles))
+	}
+	for _, a := range entries {
+		if a.UserID != 0 || a.TargetKind != "user" {
+			t.Errorf("audit entry of the job: %+v", a)
+		}
+	}
 	if again, err := DeactivateInactiveUsers(ctx, e.db, later); err != nil || len(again) != 0 {
 		t.Errorf("second run: %d users, %v", len(again), err)
 	}

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -465,12 +466,23 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, p *casedesk.Principa
 // DeactivateInactiveUsers is the job that turns off, in every tenant, the
 // users with no activity (a request with one of their keys, or their mail
 // on a case) for casedesk.InactiveAfter before now. Running it again at the
-// same now changes nothing.
+// same now changes nothing. Each deactivation is in its tenant's audit
+// log, by the system (no user), in the same transaction.
 func DeactivateInactiveUsers(ctx context.Context, store casedesk.Store, now time.Time) ([]*casedesk.User, error) {
 	var users []*casedesk.User
 	err := store.Update(ctx, func(tx casedesk.Tx) (err error) {
-		users, err = tx.DeactivateInactiveUsers(ctx, now.Add(-casedesk.InactiveAfter))
-		return err
+		if users, err = tx.DeactivateInactiveUsers(ctx, now.Add(-casedesk.InactiveAfter)); err != nil {
+			return err
+		}
+		for _, u := range users {
+			data, _ := json.Marshal(map[string]any{"active": false, "reason": "inactive",
+				"last_active_at": u.LastActiveAt, "inactive_after_days": int(casedesk.InactiveAfter.Hours() / 24)})
+			if _, err := tx.AppendAudit(ctx, casedesk.AuditEntry{TenantID: u.TenantID, Action: "user.deactivate",
+				TargetKind: "user", TargetID: itoa(u.ID), Data: data}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return users, err
 }
