@@ -802,3 +802,59 @@ func TestDeactivateInactiveUsers(t *testing.T) {
 		t.Errorf("second run: %d users, %v", len(again), err)
 	}
 }
+
+// TestNoPrivilegeEscalation: a role that may manage users and roles can
+// grant only what it holds itself: no admin users, no keys for users with
+// more rights, no widening of roles (its own included).
+func TestNoPrivilegeEscalation(t *testing.T) {
+	e := newAPIEnv(t)
+	admin := e.a.keys[casedesk.RoleAdmin]
+	perms := []string{"users:read", "users:write", "settings:read", "settings:write"}
+	if res := e.do(admin, "POST", "/v1/roles", map[string]any{"name": "people", "permissions": perms}); res.status != 201 {
+		t.Fatalf("create role: %d %s", res.status, res.body)
+	}
+	var u userJSON
+	e.do(admin, "POST", "/v1/users", map[string]any{"email": "pat@acme.example", "name": "Pat", "role": "people"}).decode(t, &u)
+	var k struct {
+		Key string `json:"key"`
+	}
+	e.do(admin, "POST", fmt.Sprintf("/v1/users/%d/keys", u.ID), map[string]any{"name": "pat"}).decode(t, &k)
+	if k.Key == "" {
+		t.Fatal("no key for pat")
+	}
+	adminID := e.a.users[casedesk.RoleAdmin].ID
+	for _, tc := range []struct {
+		method, path string
+		body         any
+		want         int
+	}{
+		{"POST", "/v1/users", map[string]any{"email": "mal@acme.example", "name": "Mal", "role": "admin"}, 403},
+		{"POST", "/v1/users", map[string]any{"email": "mal@acme.example", "name": "Mal", "role": "support"}, 403},
+		{"PATCH", fmt.Sprintf("/v1/users/%d", e.a.users[casedesk.RoleGeneral].ID), map[string]any{"role": "technical"}, 403},
+		{"PATCH", fmt.Sprintf("/v1/users/%d", adminID), map[string]any{"active": false}, 403},
+		{"POST", fmt.Sprintf("/v1/users/%d/keys", adminID), map[string]any{"name": "mine now"}, 403},
+		{"PATCH", "/v1/roles/people", map[string]any{"permissions": append(perms, "cases:read")}, 403},
+		{"POST", "/v1/roles", map[string]any{"name": "auditors", "permissions": []string{"audit:read"}}, 403},
+		// Within its own rights it works.
+		{"POST", "/v1/users", map[string]any{"email": "pam@acme.example", "name": "Pam", "role": "people"}, 201},
+		{"POST", "/v1/roles", map[string]any{"name": "viewers", "permissions": []string{"users:read"}}, 201},
+		{"PATCH", fmt.Sprintf("/v1/users/%d", u.ID), map[string]any{"name": "Pat P."}, 200},
+	} {
+		if res := e.do(k.Key, tc.method, tc.path, tc.body); res.status != tc.want {
+			t.Errorf("%s %s %v: %d, want %d: %s", tc.method, tc.path, tc.body, res.status, tc.want, res.body)
+		}
+	}
+	// The admin is untouched and their key still works.
+	if res := e.do(admin, "GET", "/v1/me", nil); res.status != 200 {
+		t.Errorf("admin key after the attempts: %d", res.status)
+	}
+	var users struct {
+		Users []userJSON `json:"users"`
+	}
+	e.do(admin, "GET", "/v1/users?limit=100", nil).decode(t, &users)
+	for _, x := range users.Users {
+		if x.Email == "mal@acme.example" {
+			t.Errorf("a refused user was created: %+v", x)
+		}
+	}
+}

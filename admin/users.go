@@ -3,7 +3,9 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,6 +88,39 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *casedesk.Pri
 	return nil
 }
 
+// checkGrant refuses to let a principal hand out permissions it does not
+// hold itself: a role with users:write could otherwise create an admin and
+// a key for it, and one with settings:write could widen its own role.
+func checkGrant(p *casedesk.Principal, perms []casedesk.Permission, what string) error {
+	for _, perm := range perms {
+		// An unknown permission is the store's to refuse, as invalid.
+		if slices.Contains(casedesk.AllPermissions, perm) && !p.User.Role.Has(perm) {
+			return casedesk.Errorf(casedesk.EFORBIDDEN, "%s holds %q, which your role does not; only a user who holds every permission of a role may grant it", what, perm)
+		}
+	}
+	return nil
+}
+
+// checkRoleGrant is checkGrant for a role of the tenant, by name; an
+// unknown role is left to the store to report.
+func checkRoleGrant(r *http.Request, tx casedesk.Tx, p *casedesk.Principal, name string) error {
+	role, err := tx.FindRole(r.Context(), p.Tenant.ID, name)
+	if err != nil {
+		return nil
+	}
+	return checkGrant(p, role.Permissions, fmt.Sprintf("role %q", role.Name))
+}
+
+// checkUserGrant is checkGrant for acting on a user (changing them, or
+// issuing them a key): their role must be within the principal's.
+func checkUserGrant(r *http.Request, tx casedesk.Tx, p *casedesk.Principal, id int64) error {
+	u, err := tx.FindUser(r.Context(), p.Tenant.ID, id)
+	if err != nil || u.Role == nil {
+		return err
+	}
+	return checkGrant(p, u.Role.Permissions, fmt.Sprintf("user %d's role %q", id, u.Role.Name))
+}
+
 // createUser: POST /v1/users {"email", "name", "role"}
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p *casedesk.Principal) error {
 	var req struct {
@@ -109,6 +144,9 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p *casedesk.
 		func(tx casedesk.Tx) (err error) {
 			if _, err := tx.FindRole(r.Context(), p.Tenant.ID, req.Role); casedesk.ErrorCode(err) == casedesk.ENOTFOUND {
 				return casedesk.Errorf(casedesk.EINVALID, "field \"role\": no role %q", req.Role)
+			}
+			if err := checkRoleGrant(r, tx, p, req.Role); err != nil {
+				return err
 			}
 			if u, err = tx.CreateUser(r.Context(), casedesk.NewUser{TenantID: p.Tenant.ID, Email: req.Email,
 				Name: req.Name, RoleName: req.Role}); err != nil {
@@ -154,6 +192,14 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *casedesk.P
 	var u *casedesk.User
 	err = s.write(r, p, "user.update", "user", func() string { return itoa(id) }, req,
 		func(tx casedesk.Tx) (err error) {
+			if err := checkUserGrant(r, tx, p, id); err != nil {
+				return err
+			}
+			if req.Role != nil {
+				if err := checkRoleGrant(r, tx, p, *req.Role); err != nil {
+					return err
+				}
+			}
 			u, err = tx.UpdateUser(r.Context(), p.Tenant.ID, id, casedesk.UserUpdate{Name: req.Name, RoleName: req.Role,
 				Active: req.Active})
 			return err
@@ -245,6 +291,9 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p *casedesk.P
 	err = s.write(r, p, "api_key.create", "api_key", func() string { return itoa(k.ID) },
 		map[string]any{"user_id": id, "name": req.Name, "expires_at": req.ExpiresAt},
 		func(tx casedesk.Tx) (err error) {
+			if err := checkUserGrant(r, tx, p, id); err != nil {
+				return err
+			}
 			k, err = tx.CreateAPIKey(r.Context(), n)
 			return err
 		})
@@ -322,6 +371,9 @@ func (s *Server) createRole(w http.ResponseWriter, r *http.Request, p *casedesk.
 	var role *casedesk.Role
 	err := s.write(r, p, "role.create", "role", func() string { return req.Name }, req,
 		func(tx casedesk.Tx) (err error) {
+			if err := checkGrant(p, req.Permissions, "the role"); err != nil {
+				return err
+			}
 			role, err = tx.CreateRole(r.Context(), p.Tenant.ID, req.Name, req.Permissions)
 			return err
 		})
@@ -347,6 +399,9 @@ func (s *Server) patchRole(w http.ResponseWriter, r *http.Request, p *casedesk.P
 	var role *casedesk.Role
 	err := s.write(r, p, "role.update", "role", func() string { return name }, req,
 		func(tx casedesk.Tx) (err error) {
+			if err := checkGrant(p, *req.Permissions, "the role"); err != nil {
+				return err
+			}
 			role, err = tx.UpdateRole(r.Context(), p.Tenant.ID, name, *req.Permissions)
 			return err
 		})
