@@ -858,3 +858,30 @@ func TestNoPrivilegeEscalation(t *testing.T) {
 		}
 	}
 }
+
+// TestNULInRequests: a NUL character in any string of a request is kept
+// as U+FFFD, like everything the store keeps, instead of failing the
+// request on the database (the audit log and outbox payloads are jsonb).
+func TestNULInRequests(t *testing.T) {
+	e := newAPIEnv(t)
+	admin := e.a.keys[casedesk.RoleAdmin]
+	var c contactJSON
+	res := e.do(admin, "POST", "/v1/contacts", map[string]any{"email": "nul@customer.example", "name": "Nu\x00ll"})
+	res.decode(t, &c)
+	if res.status != 201 || c.Name != "Nu\uFFFDll" {
+		t.Errorf("contact with NUL: %d %s", res.status, res.body)
+	}
+	res = e.do(e.a.keys[casedesk.RoleGeneral], "POST", "/v1/cases", map[string]any{"subject": "A\x00B", "text": "x\x00y"})
+	var cs caseJSON
+	res.decode(t, &cs)
+	if res.status != 201 || cs.Subject != "A\uFFFDB" {
+		t.Errorf("case with NUL: %d %s", res.status, res.body)
+	}
+	if res := e.do(e.a.keys[casedesk.RoleSupport], "POST", fmt.Sprintf("/v1/cases/%d/replies", e.a.cases[0].Number),
+		map[string]any{"text": "one\x00two"}); res.status != 202 {
+		t.Errorf("reply with NUL: %d %s", res.status, res.body)
+	}
+	if res := e.do(admin, "POST", "/v1/roles", map[string]any{"name": "ro\x00le", "permissions": []string{"cases:read"}}); res.status != 201 {
+		t.Errorf("role with NUL: %d %s", res.status, res.body)
+	}
+}

@@ -549,6 +549,13 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, p *casedesk.Princ
 			if c, err = s.findCase(r, tx, p); err != nil {
 				return err
 			}
+			if c.MergedInto != 0 {
+				into, err := tx.FindCase(ctx, p.Tenant.ID, c.MergedInto)
+				if err != nil {
+					return err
+				}
+				return casedesk.Errorf(casedesk.EINVALID, "case %d was merged into case %d; reply there", c.Number, into.Number)
+			}
 			if c.Requester == nil || !casedesk.ValidEmail(c.Requester.Email) || strings.HasSuffix(c.Requester.Email, ".invalid") {
 				return casedesk.Errorf(casedesk.EINVALID, "case %d has no requester address to reply to", c.Number)
 			}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -93,7 +94,38 @@ func decode(r *http.Request, v any) error {
 		}
 		return casedesk.Errorf(casedesk.EINVALID, "invalid JSON: data after the object")
 	}
+	scrubNUL(reflect.ValueOf(v))
 	return nil
+}
+
+// scrubNUL replaces NUL characters in every string of a decoded request
+// with U+FFFD, as the store does with what it keeps: PostgreSQL text and
+// jsonb (the audit log, outbox payloads) cannot hold NUL, and a request
+// must not fail on one with a database error that names no field.
+func scrubNUL(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			scrubNUL(v.Elem())
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				scrubNUL(v.Field(i))
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return // raw JSON and bytes are the store's to check
+		}
+		for i := range v.Len() {
+			scrubNUL(v.Index(i))
+		}
+	case reflect.String:
+		if v.CanSet() && strings.ContainsRune(v.String(), 0) {
+			v.SetString(strings.ReplaceAll(v.String(), "\x00", "\uFFFD"))
+		}
+	}
 }
 
 func decodeError(err error) error {

@@ -270,8 +270,8 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p *casedesk.P
 		return err
 	}
 	var req struct {
-		Name      string     `json:"name"`
-		ExpiresAt *time.Time `json:"expires_at"`
+		Name      string  `json:"name"`
+		ExpiresAt *string `json:"expires_at"`
 	}
 	if err := decode(r, &req); err != nil {
 		return err
@@ -279,17 +279,25 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p *casedesk.P
 	if err := checkLen("name", req.Name, maxNameLen); err != nil {
 		return err
 	}
-	if req.ExpiresAt != nil && !req.ExpiresAt.After(time.Now()) {
+	var expires *time.Time
+	if req.ExpiresAt != nil {
+		t, err := time.Parse(time.RFC3339, *req.ExpiresAt)
+		if err != nil {
+			return casedesk.Errorf(casedesk.EINVALID, "field \"expires_at\" must be an RFC 3339 time such as 2027-01-31T00:00:00Z")
+		}
+		expires = &t
+	}
+	if expires != nil && !expires.After(time.Now()) {
 		return casedesk.Errorf(casedesk.EINVALID, "field \"expires_at\" must be in the future")
 	}
 	secret, hash := casedesk.NewAPIKeySecret(p.Tenant.ID)
 	n := casedesk.NewAPIKey{TenantID: p.Tenant.ID, UserID: id, Name: req.Name, Hash: hash}
-	if req.ExpiresAt != nil {
-		n.ExpiresAt = *req.ExpiresAt
+	if expires != nil {
+		n.ExpiresAt = *expires
 	}
 	var k *casedesk.APIKey
 	err = s.write(r, p, "api_key.create", "api_key", func() string { return itoa(k.ID) },
-		map[string]any{"user_id": id, "name": req.Name, "expires_at": req.ExpiresAt},
+		map[string]any{"user_id": id, "name": req.Name, "expires_at": expires},
 		func(tx casedesk.Tx) (err error) {
 			if err := checkUserGrant(r, tx, p, id); err != nil {
 				return err

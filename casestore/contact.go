@@ -31,6 +31,16 @@ func (t *tx) CreateAccount(ctx context.Context, n casedesk.NewAccount) (*casedes
 	if n.Domains == nil {
 		n.Domains = []string{}
 	}
+	if n.BillingContactID != 0 {
+		// The foreign key is checked only at commit (deferred): check now,
+		// so the error names the contact, as UpdateAccount's does.
+		if _, err := t.FindContact(ctx, n.TenantID, n.BillingContactID); err != nil {
+			if casedesk.ErrorCode(err) == casedesk.ENOTFOUND {
+				return nil, casedesk.Errorf(casedesk.EINVALID, "no such contact %d", n.BillingContactID)
+			}
+			return nil, err
+		}
+	}
 	a, err := scanAccount(t.tx.QueryRow(ctx, `
 		INSERT INTO accounts (tenant_id, name, domains, sla_tier, billing_contact_id, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $6)
