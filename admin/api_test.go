@@ -326,6 +326,17 @@ func TestCaseEndpoints(t *testing.T) {
 	}
 }
 
+// caseID is the database ID of f's case number n.
+func (e *apiEnv) caseID(f *tenantFix, n int64) int64 {
+	e.t.Helper()
+	var c *casedesk.Case
+	e.update(func(tx casedesk.Tx) (err error) {
+		c, err = tx.FindCaseByNumber(context.Background(), f.tenant.ID, n)
+		return err
+	})
+	return c.ID
+}
+
 // queuedFor claims the outbox items of case caseID, marks every claimed
 // item failed (so no other test sees them again) and returns the case's.
 func (e *apiEnv) queuedFor(caseID int64) []*casedesk.OutboxItem {
@@ -390,14 +401,7 @@ func TestCreateCase(t *testing.T) {
 		}
 		return nil
 	})
-	var caseID int64
-	e.update(func(tx casedesk.Tx) error {
-		found, err := tx.FindCaseByNumber(context.Background(), e.a.tenant.ID, c.Number)
-		if found != nil {
-			caseID = found.ID
-		}
-		return err
-	})
+	caseID := e.caseID(e.a, c.Number)
 	// One acknowledgement, answering the stored message.
 	items := e.queuedFor(caseID)
 	var ack map[string]any
@@ -414,13 +418,7 @@ func TestCreateCase(t *testing.T) {
 		c.Category != "phone" || c.MessageCount != 0 {
 		t.Fatalf("staff case: %d %s", res.status, res.body)
 	}
-	e.update(func(tx casedesk.Tx) error {
-		found, err := tx.FindCaseByNumber(context.Background(), e.a.tenant.ID, c.Number)
-		if found != nil {
-			caseID = found.ID
-		}
-		return err
-	})
+	caseID = e.caseID(e.a, c.Number)
 	items = e.queuedFor(caseID)
 	var relay map[string]any
 	if len(items) != 1 || items[0].Kind != casedesk.OutboxRelay || !strings.EqualFold(items[0].To, "nina@newco.example") ||
