@@ -69,6 +69,14 @@ func ValidEmail(s string) bool {
 	return !strings.ContainsAny(s, " \t\r\n<>,;\x00")
 }
 
+// Deliverable reports whether mail to an address can arrive: a valid
+// address outside the reserved "invalid" domain (RFC 2606), where contacts
+// whose sender could not be told live.
+func Deliverable(addr string) bool {
+	d := EmailDomain(addr)
+	return ValidEmail(addr) && d != "invalid" && !strings.HasSuffix(d, ".invalid")
+}
+
 // EmailDomain returns the lower-case domain part of an address.
 func EmailDomain(addr string) string {
 	at := strings.LastIndexByte(addr, '@')

@@ -1,10 +1,29 @@
 package casedesk
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"math"
 	"time"
 )
+
+// OutboundSeq returns the unique part of the Message-ID of an outbound
+// message (threading.Tokens.MessageID): 44 random bits, positive.
+func OutboundSeq() int64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return int64(binary.BigEndian.Uint64(b[:]) >> 20)
+}
+
+// MessageIDDomain is the domain of our Message-IDs: the support address's,
+// or the reserved casedesk.invalid when it has none.
+func MessageIDDomain(supportAddress string) string {
+	if d := EmailDomain(supportAddress); d != "" {
+		return d
+	}
+	return "casedesk.invalid"
+}
 
 // OutboxKind says which template renders an outbox item.
 type OutboxKind string

@@ -2,8 +2,6 @@ package admin
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -413,14 +411,12 @@ func (s *Server) createCase(w http.ResponseWriter, r *http.Request, p *casedesk.
 		return casedesk.Errorf(casedesk.EFORBIDDEN, "only staff may open a case for someone else")
 	}
 	requester.Email = strings.TrimSpace(requester.Email)
-	if !casedesk.ValidEmail(requester.Email) || strings.HasSuffix(strings.ToLower(requester.Email), ".invalid") {
+	if !casedesk.Deliverable(requester.Email) {
 		return casedesk.Errorf(casedesk.EINVALID, "field \"requester.email\": %q is not an address mail can be sent to", requester.Email)
 	}
 	if strings.EqualFold(requester.Email, p.Tenant.SupportAddress) {
 		return casedesk.Errorf(casedesk.EINVALID, "field \"requester.email\": the support address cannot open a case with itself")
 	}
-	tokens := threading.NewTokens(p.Tenant.ID, p.Tenant.TokenSecret)
-	domain := domainOf(p.Tenant.SupportAddress)
 	var c *casedesk.Case
 	err := s.write(r, p, "case.create", "case", func() string { return itoa(c.Number) },
 		map[string]any{"requester": requester.Email, "subject": req.Subject, "on_behalf": staff},
@@ -443,7 +439,7 @@ func (s *Server) createCase(w http.ResponseWriter, r *http.Request, p *casedesk.
 			if !staff {
 				// The customer's own words, under a Message-ID of ours that
 				// carries the case's token: the acknowledgement answers it.
-				id := tokens.MessageID(c.Number, randomSeq(), domain)
+				id := outboundID(p, c.Number)
 				from := casedesk.Address{Email: requester.Email, Name: who.Name}
 				raw, err := portalMail(from, p.Tenant.SupportAddress, req.Subject, req.Text, id, tx.Now())
 				if err != nil {
@@ -462,7 +458,7 @@ func (s *Server) createCase(w http.ResponseWriter, r *http.Request, p *casedesk.
 			raw, _ := json.Marshal(payload)
 			_, err = tx.EnqueueOutbox(ctx, casedesk.NewOutboxItem{TenantID: p.Tenant.ID, CaseID: c.ID,
 				Kind: kind, To: requester.Email, Payload: raw,
-				MessageID: tokens.MessageID(c.Number, randomSeq(), domain)})
+				MessageID: outboundID(p, c.Number)})
 			if err != nil {
 				return err
 			}
@@ -556,7 +552,7 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, p *casedesk.Princ
 				}
 				return casedesk.Errorf(casedesk.EINVALID, "case %d was merged into case %d; reply there", c.Number, into.Number)
 			}
-			if c.Requester == nil || !casedesk.ValidEmail(c.Requester.Email) || strings.HasSuffix(c.Requester.Email, ".invalid") {
+			if c.Requester == nil || !casedesk.Deliverable(c.Requester.Email) {
 				return casedesk.Errorf(casedesk.EINVALID, "case %d has no requester address to reply to", c.Number)
 			}
 			parties, err := tx.ParticipantEmails(ctx, p.Tenant.ID, []int64{c.ID})
@@ -571,10 +567,9 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, p *casedesk.Princ
 			}
 			payload, _ := json.Marshal(map[string]any{"case_number": c.Number, "text": req.Text, "html": req.HTML,
 				"cc": cc, "agent_user_id": p.User.ID})
-			tokens := threading.NewTokens(p.Tenant.ID, p.Tenant.TokenSecret)
 			item, err = tx.EnqueueOutbox(ctx, casedesk.NewOutboxItem{TenantID: p.Tenant.ID, CaseID: c.ID,
 				Kind: casedesk.OutboxRelay, To: c.Requester.Email, Payload: payload,
-				MessageID: tokens.MessageID(c.Number, randomSeq(), domainOf(p.Tenant.SupportAddress))})
+				MessageID: outboundID(p, c.Number)})
 			if err != nil {
 				return err
 			}
@@ -740,22 +735,15 @@ func firstErr(errs ...error) error {
 	return nil
 }
 
-// randomSeq is the unique part of an outbound Message-ID: 44 random bits.
-func randomSeq() int64 {
-	var b [8]byte
-	rand.Read(b[:])
-	return int64(binary.BigEndian.Uint64(b[:]) >> 20)
+// outboundID is a fresh Message-ID, with the case's token, for mail the
+// API queues on case number n.
+func outboundID(p *casedesk.Principal, n int64) string {
+	return threading.NewTokens(p.Tenant.ID, p.Tenant.TokenSecret).MessageID(n, casedesk.OutboundSeq(),
+		casedesk.MessageIDDomain(p.Tenant.SupportAddress))
 }
 
 func actorOf(p *casedesk.Principal) casedesk.Actor {
 	return casedesk.Actor{Kind: casedesk.AuthorAgent, UserID: p.User.ID}
-}
-
-func domainOf(addr string) string {
-	if d := casedesk.EmailDomain(addr); d != "" {
-		return d
-	}
-	return "casedesk.invalid"
 }
 
 func orDefault(s, def string) string {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -609,24 +608,6 @@ func TestErrorPathsBodies(t *testing.T) {
 			t.Errorf("refused bodies queued mail for case %d: %+v", c.Number, items)
 		}
 	}
-}
-
-// send sends req as it is and checks the answer against the OpenAPI
-// document, as do does.
-func (e *apiEnv) send(req *http.Request) response {
-	e.t.Helper()
-	res, err := e.http.Client().Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	out := response{status: res.StatusCode, header: res.Header, body: raw}
-	e.checkOpenAPI(req, out)
-	return out
 }
 
 // TestErrorPathsRetry: a retry whose processing fails again is 409 and

@@ -142,10 +142,13 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p *casedesk.
 	var u *casedesk.User
 	err = s.write(r, p, "user.create", "user", func() string { return itoa(u.ID) }, req,
 		func(tx casedesk.Tx) (err error) {
-			if _, err := tx.FindRole(r.Context(), p.Tenant.ID, req.Role); casedesk.ErrorCode(err) == casedesk.ENOTFOUND {
+			role, err := tx.FindRole(r.Context(), p.Tenant.ID, req.Role)
+			if casedesk.ErrorCode(err) == casedesk.ENOTFOUND {
 				return casedesk.Errorf(casedesk.EINVALID, "field \"role\": no role %q", req.Role)
+			} else if err != nil {
+				return err
 			}
-			if err := checkRoleGrant(r, tx, p, req.Role); err != nil {
+			if err := checkGrant(p, role.Permissions, fmt.Sprintf("role %q", role.Name)); err != nil {
 				return err
 			}
 			if u, err = tx.CreateUser(r.Context(), casedesk.NewUser{TenantID: p.Tenant.ID, Email: req.Email,
@@ -279,21 +282,17 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p *casedesk.P
 	if err := checkLen("name", req.Name, maxNameLen); err != nil {
 		return err
 	}
-	var expires *time.Time
-	if req.ExpiresAt != nil {
-		t, err := time.Parse(time.RFC3339, *req.ExpiresAt)
-		if err != nil {
-			return casedesk.Errorf(casedesk.EINVALID, "field \"expires_at\" must be an RFC 3339 time such as 2027-01-31T00:00:00Z")
-		}
-		expires = &t
-	}
-	if expires != nil && !expires.After(time.Now()) {
-		return casedesk.Errorf(casedesk.EINVALID, "field \"expires_at\" must be in the future")
-	}
 	secret, hash := casedesk.NewAPIKeySecret(p.Tenant.ID)
 	n := casedesk.NewAPIKey{TenantID: p.Tenant.ID, UserID: id, Name: req.Name, Hash: hash}
-	if expires != nil {
-		n.ExpiresAt = *expires
+	var expires *time.Time // for the audit log: null when the key never expires
+	if req.ExpiresAt != nil {
+		if n.ExpiresAt, err = time.Parse(time.RFC3339, *req.ExpiresAt); err != nil {
+			return casedesk.Errorf(casedesk.EINVALID, "field \"expires_at\" must be an RFC 3339 time such as 2027-01-31T00:00:00Z")
+		}
+		if !n.ExpiresAt.After(time.Now()) {
+			return casedesk.Errorf(casedesk.EINVALID, "field \"expires_at\" must be in the future")
+		}
+		expires = &n.ExpiresAt
 	}
 	var k *casedesk.APIKey
 	err = s.write(r, p, "api_key.create", "api_key", func() string { return itoa(k.ID) },

@@ -48,7 +48,7 @@ func (r *batchRun) newCase(it item, tm threading.Message, d threading.Decision) 
 		userID = r.agents[tm.From].ID
 	}
 	var ack func(*casedesk.Message) (*casedesk.NewOutboxItem, error)
-	if d.Ack != "" && deliverable(requester) {
+	if d.Ack != "" && casedesk.Deliverable(requester) {
 		r.acks[requester]++
 		if requester != tm.From {
 			r.acks[tm.From]++
@@ -180,10 +180,3 @@ func senderAddress(m *Message) casedesk.Address {
 
 // unknownSender is the contact of mail whose sender cannot be told.
 const unknownSender = "unknown-sender@invalid"
-
-// deliverable reports whether mail to an address can arrive: not to the
-// reserved .invalid domain (RFC 2606), where unknownSender lives.
-func deliverable(addr string) bool {
-	d := casedesk.EmailDomain(addr)
-	return d != "invalid" && !strings.HasSuffix(d, ".invalid")
-}

@@ -2,8 +2,6 @@ package ingest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -241,14 +239,7 @@ func (p *StoreProcessor) tenant(ctx context.Context, id int64) (*tenantInfo, err
 // outboundMessageID makes the Message-ID of an outbox item on a case: our
 // token plus a random sequence, in the support address's domain.
 func outboundMessageID(ti *tenantInfo, caseNumber int64) string {
-	var b [8]byte
-	rand.Read(b[:])
-	seq := int64(binary.BigEndian.Uint64(b[:]) >> 20) // 44 bits, positive
-	domain := casedesk.EmailDomain(ti.tenant.SupportAddress)
-	if domain == "" {
-		domain = "casedesk.invalid"
-	}
-	return ti.tokens.MessageID(caseNumber, seq, domain)
+	return ti.tokens.MessageID(caseNumber, casedesk.OutboundSeq(), casedesk.MessageIDDomain(ti.tenant.SupportAddress))
 }
 
 // threadingKind maps a classification onto threading's kinds.
