@@ -122,11 +122,47 @@ type Case struct {
 	// LastAgentReplyAt is the last customer-visible agent message; the
 	// auto-resolve timers run from it.
 	LastAgentReplyAt time.Time
+	// RemindedFor is the WaitingSince of the wait the last auto-resolve
+	// reminder was for; zero if none was sent. A reminder is due again only
+	// once the case waits anew.
+	RemindedFor time.Time
 
 	// Filled by lookups that join them.
 	Requester    *Contact
 	AccountName  string
 	AssigneeName string
+}
+
+// WaitingSince is when the case started waiting on the customer, the start
+// of the auto-resolve clock of a pending case: the later of the last
+// customer-visible agent message and the move to pending (a case set
+// pending without a message), or UpdatedAt if neither is set. Automatic
+// mail from the customer (out-of-office) changes neither.
+func (c *Case) WaitingSince() time.Time {
+	since := c.LastAgentReplyAt
+	if c.PendingSince.After(since) {
+		since = c.PendingSince
+	}
+	if since.IsZero() {
+		return c.UpdatedAt
+	}
+	return since
+}
+
+// DueCaseFilter selects the cases of a tenant on which auto-resolve has
+// something to do (CaseOps.LockDueCases): pending cases to remind or to
+// solve, and solved cases to close. A zero time selects none of its kind.
+type DueCaseFilter struct {
+	// AfterID and Limit page through the cases by ascending ID.
+	AfterID int64
+	Limit   int
+	// RemindBefore selects pending cases waiting since (WaitingSince) at
+	// or before it whose RemindedFor is not that instant.
+	RemindBefore time.Time
+	// SolveBefore selects pending cases waiting since at or before it.
+	SolveBefore time.Time
+	// CloseBefore selects solved cases solved at or before it.
+	CloseBefore time.Time
 }
 
 // NewCase is the input for creating a case; its number is allocated by the store.

@@ -1,9 +1,12 @@
 package casedesk
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"time"
 )
@@ -67,8 +70,11 @@ type OutboxItem struct {
 	NextAttemptAt time.Time
 	LastError     string
 	ClaimedAt     time.Time
-	SentAt        time.Time
-	CreatedAt     time.Time
+	// ClaimedBy is the instance name of the worker holding the claim, ""
+	// when the item is not claimed or its worker has no name.
+	ClaimedBy string
+	SentAt    time.Time
+	CreatedAt time.Time
 }
 
 // NewOutboxItem is the input for enqueuing mail.
@@ -132,4 +138,51 @@ type MailboxCheckpoint struct {
 	UIDValidity uint32
 	LastUID     uint32
 	UpdatedAt   time.Time
+}
+
+// OutboxWorkerLock is the name of the lock an outbox worker holds, for as
+// long as it runs, under its instance name, the owner recorded on its
+// claims: whoever can take the lock knows that the worker is gone.
+func OutboxWorkerLock(instance string) string { return "outbox-worker:" + instance }
+
+// RequeueOrphanedOutboxClaims hands out again, due now, the outbox items
+// claimed by workers that are gone: for each owner of claims in "sending"
+// whose lock (OutboxWorkerLock) locker can take, the lock is taken, the
+// owner's claims are requeued, and the lock is released. It returns how
+// many items were requeued. An owner whose lock cannot be checked is left
+// to the claim timeout; the error then says so, after every other owner
+// was dealt with.
+func RequeueOrphanedOutboxClaims(ctx context.Context, store Store, locker Locker) (int, error) {
+	var owners []string
+	err := store.View(ctx, func(tx Tx) (err error) {
+		owners, err = tx.OutboxClaimOwners(ctx)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("list outbox claim owners: %w", err)
+	}
+	total := 0
+	var errs []error
+	for _, owner := range owners {
+		lease, err := locker.TryLock(ctx, OutboxWorkerLock(owner))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("check outbox worker %s: %w", owner, err))
+			continue
+		}
+		if lease == nil {
+			continue // the worker runs
+		}
+		var n int
+		err = store.Update(ctx, func(tx Tx) (err error) {
+			n, err = tx.RequeueOutboxClaims(ctx, owner)
+			return err
+		})
+		lease.Release()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("requeue the claims of outbox worker %s: %w", owner, err))
+			continue
+		}
+		total += n
+	}
+	return total, errors.Join(errs...)
 }

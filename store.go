@@ -67,6 +67,11 @@ type TenantOps interface {
 	CreateTenant(ctx context.Context, n NewTenant) (*Tenant, error)
 	FindTenant(ctx context.Context, id int64) (*Tenant, error)
 	FindTenantBySlug(ctx context.Context, slug string) (*Tenant, error)
+	// ListTenants returns every tenant, production and sandbox, by ID.
+	ListTenants(ctx context.Context) ([]*Tenant, error)
+	// UpdateTenantSupportAddress changes the address customers write to
+	// (and outbound mail comes from); an invalid one is EINVALID.
+	UpdateTenantSupportAddress(ctx context.Context, id int64, addr string) (*Tenant, error)
 }
 
 // ContactOps manage the people and organisations who write in.
@@ -185,6 +190,16 @@ type CaseOps interface {
 	// its number lands in into. Merging a case into itself, a case merged
 	// already, or into a merged case is EINVALID. Returns into.
 	MergeCase(ctx context.Context, tenantID, fromID, intoID int64, by Actor) (*Case, error)
+	// LockDueCases returns the tenant's cases that DueCaseFilter selects,
+	// not merged, by ascending ID, with their requesters, in one round
+	// trip, and locks them until the transaction ends. Cases another
+	// transaction has locked are skipped: they wait for a later call.
+	LockDueCases(ctx context.Context, tenantID int64, f DueCaseFilter) ([]*Case, error)
+	// MarkReminded sets RemindedFor of the tenant's cases, keyed by case
+	// ID, in one round trip; it is bookkeeping and leaves UpdatedAt as it
+	// is. An unknown case is ENOTFOUND, and the caller must roll the
+	// transaction back.
+	MarkReminded(ctx context.Context, tenantID int64, waitingSince map[int64]time.Time) error
 }
 
 // MessageOps store mail and notes.
@@ -265,6 +280,24 @@ type OutboxOps interface {
 	// count is returned. Their mail may have gone out already; it is sent
 	// again under the same Message-ID.
 	RequeueStuckOutbox(ctx context.Context, claimedBefore time.Time) (int, error)
+	// ClaimOutboxFor claims as ClaimOutbox does and records owner, the
+	// claiming worker's instance name ("" for none), as the claims' owner,
+	// so that they can be handed out again as soon as that worker is gone.
+	ClaimOutboxFor(ctx context.Context, owner string, limit int) ([]*OutboxItem, error)
+	// OutboxClaimOwners returns the distinct owners of the items in
+	// "sending", sorted; claims without an owner are not counted.
+	OutboxClaimOwners(ctx context.Context) ([]string, error)
+	// RequeueOutboxClaims makes the items in "sending" claimed by owner
+	// due now, as RequeueStuckOutbox does, and returns how many there were.
+	// The caller must know that owner is gone.
+	RequeueOutboxClaims(ctx context.Context, owner string) (int, error)
+	// UnmarkOutboxSent takes back the record that an item was sent, when
+	// the server refused the message after the record committed: r.State
+	// is OutboxPending (due again at r.NextAttemptAt) or OutboxFailed, with
+	// r.Error. An item not in "sent" is ECONFLICT, an unknown one
+	// ENOTFOUND. The copy of the message stored on its case stays: history
+	// is append-only, and a resend carries the same Message-ID.
+	UnmarkOutboxSent(ctx context.Context, r OutboxResult) error
 }
 
 // CheckpointOps remember how far each mailbox has been read.

@@ -20,7 +20,7 @@ const caseColumns = `c.tenant_id, c.id, c.number, c.subject, c.status, c.priorit
 	c.requester_id, coalesce(c.account_id, 0), coalesce(c.assignee_id, 0), c.fields,
 	coalesce(c.follow_up_of, 0), coalesce(c.merged_into, 0), coalesce(c.error_fingerprint, ''),
 	c.occurrences, c.message_count, c.created_at, c.updated_at, c.first_response_at,
-	c.pending_since, c.solved_at, c.closed_at, c.last_agent_reply_at,
+	c.pending_since, c.solved_at, c.closed_at, c.last_agent_reply_at, c.reminded_for,
 	r.email, r.name, coalesce(a.name, ''), coalesce(u.name, '')`
 
 const caseFrom = `cases c` + caseJoins
@@ -35,19 +35,20 @@ const caseJoins = `
 // scanCase scans caseColumns plus any extra destinations.
 func scanCase(row pgx.Row, extra ...any) (*casedesk.Case, error) {
 	var c casedesk.Case
-	var firstResp, pending, solved, closed, lastAgent *time.Time
+	var firstResp, pending, solved, closed, lastAgent, reminded *time.Time
 	req := &casedesk.Contact{}
 	dest := []any{&c.TenantID, &c.ID, &c.Number, &c.Subject, &c.Status, &c.Priority, &c.Category,
 		&c.RequesterID, &c.AccountID, &c.AssigneeID, &c.Fields,
 		&c.FollowUpOf, &c.MergedInto, &c.ErrorFingerprint,
 		&c.Occurrences, &c.MessageCount, &c.CreatedAt, &c.UpdatedAt, &firstResp,
-		&pending, &solved, &closed, &lastAgent,
+		&pending, &solved, &closed, &lastAgent, &reminded,
 		&req.Email, &req.Name, &c.AccountName, &c.AssigneeName}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
 	c.FirstResponseAt, c.PendingSince = timeOf(firstResp), timeOf(pending)
 	c.SolvedAt, c.ClosedAt, c.LastAgentReplyAt = timeOf(solved), timeOf(closed), timeOf(lastAgent)
+	c.RemindedFor = timeOf(reminded)
 	req.ID, req.TenantID, req.AccountID = c.RequesterID, c.TenantID, c.AccountID
 	c.Requester = req
 	return &c, nil

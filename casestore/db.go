@@ -56,11 +56,14 @@ func WithSearchTimeout(d time.Duration) Option { return func(db *DB) { db.search
 
 // Open connects to the database at url and checks that it answers. A URL
 // without connect_timeout gets 5 seconds, so an unreachable server fails
-// fast. It does not migrate: call Migrate for that.
+// fast. A URL that does not parse is EINVALID. It does not migrate: call
+// Migrate for that.
 func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("parse database url: %w", redactURLError(err))
+		// EINVALID: trying again cannot help, unlike a connect failure.
+		return nil, fmt.Errorf("parse database url: %w",
+			&casedesk.Error{Code: casedesk.EINVALID, Message: redactURLError(err).Error()})
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second

@@ -15,13 +15,13 @@ import (
 )
 
 const outboxColumns = `tenant_id, id, coalesce(case_id, 0), kind, state, to_addr, message_id, payload,
-	attempts, next_attempt_at, last_error, claimed_at, sent_at, created_at`
+	attempts, next_attempt_at, last_error, claimed_at, coalesce(claimed_by, ''), sent_at, created_at`
 
 func scanOutbox(r pgx.Row) (*casedesk.OutboxItem, error) {
 	var o casedesk.OutboxItem
 	var claimed, sent *time.Time
 	err := r.Scan(&o.TenantID, &o.ID, &o.CaseID, &o.Kind, &o.State, &o.To, &o.MessageID, &o.Payload,
-		&o.Attempts, &o.NextAttemptAt, &o.LastError, &claimed, &sent, &o.CreatedAt)
+		&o.Attempts, &o.NextAttemptAt, &o.LastError, &claimed, &o.ClaimedBy, &sent, &o.CreatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -108,20 +108,31 @@ func checkOutboxItem(n casedesk.NewOutboxItem) error {
 	return nil
 }
 
-// ClaimOutbox marks up to limit due items as sending and returns them. SKIP
-// LOCKED lets concurrent workers (and replicas) pass over each other's rows,
-// so every item goes to exactly one claimer.
+// ClaimOutbox marks up to limit due items as sending, without an owner,
+// and returns them; see ClaimOutboxFor.
 func (t *tx) ClaimOutbox(ctx context.Context, limit int) ([]*casedesk.OutboxItem, error) {
+	return t.ClaimOutboxFor(ctx, "", limit)
+}
+
+// ClaimOutboxFor marks up to limit due items as sending, claimed by owner
+// ("" for none), and returns them. SKIP LOCKED lets concurrent workers (and
+// replicas) pass over each other's rows, so every item goes to exactly one
+// claimer.
+func (t *tx) ClaimOutboxFor(ctx context.Context, owner string, limit int) ([]*casedesk.OutboxItem, error) {
 	if limit <= 0 {
 		return nil, casedesk.Errorf(casedesk.EINVALID, "claim limit must be positive")
 	}
+	if err := checkOwner(owner); err != nil {
+		return nil, err
+	}
 	rows, err := t.tx.Query(ctx, `
-		UPDATE outbox o SET state = 'sending', attempts = o.attempts + 1, claimed_at = $1
+		UPDATE outbox o SET state = 'sending', attempts = o.attempts + 1, claimed_at = $1,
+			claimed_by = nullif($3, '')
 		FROM (SELECT tenant_id AS due_tenant, id AS due_id FROM outbox
 			WHERE state = 'pending' AND next_attempt_at <= $1
 			ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
 		WHERE o.tenant_id = due.due_tenant AND o.id = due.due_id
-		RETURNING `+outboxColumns, t.now, limit)
+		RETURNING `+outboxColumns, t.now, limit, owner)
 	if err != nil {
 		return nil, wrap(err, "claim outbox")
 	}
@@ -131,18 +142,19 @@ func (t *tx) ClaimOutbox(ctx context.Context, limit int) ([]*casedesk.OutboxItem
 
 // MarkOutboxSent records a delivered item.
 func (t *tx) MarkOutboxSent(ctx context.Context, tenantID, id int64) error {
-	return t.finishOutbox(ctx, tenantID, id, `state = 'sent', sent_at = $3, last_error = ''`, t.now)
+	return t.finishOutbox(ctx, tenantID, id, `state = 'sent', sent_at = $3, last_error = '', claimed_by = NULL`, t.now)
 }
 
 // RetryOutbox records a temporary failure; the item is due again at at.
 func (t *tx) RetryOutbox(ctx context.Context, tenantID, id int64, errText string, at time.Time) error {
-	return t.finishOutbox(ctx, tenantID, id, `state = 'pending', next_attempt_at = $3, last_error = $4`,
+	return t.finishOutbox(ctx, tenantID, id, `state = 'pending', next_attempt_at = $3, last_error = $4, claimed_by = NULL`,
 		at, clip(errText, maxHeaderBytes))
 }
 
 // FailOutbox records a permanent failure.
 func (t *tx) FailOutbox(ctx context.Context, tenantID, id int64, errText string) error {
-	return t.finishOutbox(ctx, tenantID, id, `state = 'failed', last_error = $3`, clip(errText, maxHeaderBytes))
+	return t.finishOutbox(ctx, tenantID, id, `state = 'failed', last_error = $3, claimed_by = NULL`,
+		clip(errText, maxHeaderBytes))
 }
 
 // finishOutbox ends a claim. Only an item in "sending" can be finished: a
@@ -170,7 +182,7 @@ const finishOutboxSQL = `
 UPDATE outbox o SET state = r.state,
 	sent_at = CASE WHEN r.state = 'sent' THEN $6 ELSE o.sent_at END,
 	next_attempt_at = CASE WHEN r.state = 'pending' THEN r.next_at ELSE o.next_attempt_at END,
-	last_error = r.error
+	last_error = r.error, claimed_by = NULL
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[])
 	WITH ORDINALITY AS r(tenant_id, id, state, next_at, error, ord)
 WHERE o.tenant_id = r.tenant_id AND o.id = r.id AND o.state = 'sending'
@@ -262,12 +274,81 @@ func checkOutboxResults(results []casedesk.OutboxResult) error {
 func (t *tx) RequeueStuckOutbox(ctx context.Context, claimedBefore time.Time) (int, error) {
 	tag, err := t.tx.Exec(ctx, `UPDATE outbox SET state = 'pending', next_attempt_at = $1,
 			last_error = 'claimed at ' || to_char(claimed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') ||
-				' UTC and never finished; sending again'
+				' UTC and never finished; sending again', claimed_by = NULL
 		WHERE state = 'sending' AND claimed_at < $2`, t.now, claimedBefore)
 	if err != nil {
 		return 0, wrap(err, "requeue stuck outbox")
 	}
 	return int(tag.RowsAffected()), nil
+}
+
+// checkOwner validates the name of a claim's owner.
+func checkOwner(owner string) error {
+	if len(owner) > maxNameBytes || clean(owner) != owner {
+		return casedesk.Errorf(casedesk.EINVALID, "outbox claim owner %q is not a valid name", clip(owner, 100))
+	}
+	return nil
+}
+
+// OutboxClaimOwners returns the owners of the items in "sending"; see
+// casedesk.OutboxOps.
+func (t *tx) OutboxClaimOwners(ctx context.Context) ([]string, error) {
+	rows, err := t.tx.Query(ctx, `SELECT DISTINCT claimed_by FROM outbox
+		WHERE state = 'sending' AND claimed_by IS NOT NULL ORDER BY claimed_by`)
+	if err != nil {
+		return nil, wrap(err, "list outbox claim owners")
+	}
+	owners, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return owners, wrap(err, "list outbox claim owners")
+}
+
+// RequeueOutboxClaims makes the items owner claimed and never finished due
+// now; see casedesk.OutboxOps.
+func (t *tx) RequeueOutboxClaims(ctx context.Context, owner string) (int, error) {
+	if owner == "" {
+		return 0, casedesk.Errorf(casedesk.EINVALID, "requeueing claims needs their owner")
+	}
+	tag, err := t.tx.Exec(ctx, `UPDATE outbox SET state = 'pending', next_attempt_at = $1,
+			last_error = 'claimed by worker ' || claimed_by || ', which stopped before finishing; sending again',
+			claimed_by = NULL
+		WHERE state = 'sending' AND claimed_by = $2`, t.now, owner)
+	if err != nil {
+		return 0, wrap(err, "requeue outbox claims")
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// UnmarkOutboxSent moves a sent item back to pending or failed; see
+// casedesk.OutboxOps.
+func (t *tx) UnmarkOutboxSent(ctx context.Context, r casedesk.OutboxResult) error {
+	switch {
+	case r.TenantID == 0 || r.ID == 0:
+		return casedesk.Errorf(casedesk.EINVALID, "tenant and item are required")
+	case r.State != casedesk.OutboxPending && r.State != casedesk.OutboxFailed:
+		return casedesk.Errorf(casedesk.EINVALID, "a sent item can become pending or failed, not %q",
+			clip(string(r.State), 100))
+	case r.State == casedesk.OutboxPending && r.NextAttemptAt.IsZero():
+		return casedesk.Errorf(casedesk.EINVALID, "a retry needs its next attempt time")
+	}
+	var nextAt *time.Time
+	if r.State == casedesk.OutboxPending {
+		nextAt = &r.NextAttemptAt
+	}
+	tag, err := t.tx.Exec(ctx, `UPDATE outbox SET state = $3, sent_at = NULL,
+			next_attempt_at = coalesce($4, next_attempt_at), last_error = $5
+		WHERE tenant_id = $1 AND id = $2 AND state = 'sent'`,
+		r.TenantID, r.ID, string(r.State), nextAt, clip(r.Error, maxHeaderBytes))
+	if err != nil {
+		return wrap(err, "unmark outbox item sent")
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	o, err := t.FindOutboxItem(ctx, r.TenantID, r.ID)
+	if err != nil {
+		return err
+	}
+	return casedesk.Errorf(casedesk.ECONFLICT, "outbox item %d is %s, not sent", r.ID, o.State)
 }
 
 // FindOutboxItem returns an outbox item of the tenant.

@@ -101,6 +101,29 @@ func (t *tx) FindTenant(ctx context.Context, id int64) (*casedesk.Tenant, error)
 	return ten, nil
 }
 
+// ListTenants returns every tenant by ID.
+func (t *tx) ListTenants(ctx context.Context) ([]*casedesk.Tenant, error) {
+	rows, err := t.tx.Query(ctx, `SELECT `+tenantColumns+` FROM tenants tn ORDER BY tn.id`)
+	if err != nil {
+		return nil, wrap(err, "list tenants")
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*casedesk.Tenant, error) { return scanTenant(r) })
+	return out, wrap(err, "list tenants")
+}
+
+// UpdateTenantSupportAddress changes a tenant's support address.
+func (t *tx) UpdateTenantSupportAddress(ctx context.Context, id int64, addr string) (*casedesk.Tenant, error) {
+	if !casedesk.ValidEmail(addr) {
+		return nil, casedesk.Errorf(casedesk.EINVALID, "support address %q is not an email address", addr)
+	}
+	ten, err := scanTenant(t.tx.QueryRow(ctx, `UPDATE tenants tn SET support_address = $2, updated_at = $3
+		WHERE tn.id = $1 RETURNING `+tenantColumns, id, strings.ToLower(addr), t.now))
+	if err != nil {
+		return nil, notFound(err, "tenant %d not found", id)
+	}
+	return ten, nil
+}
+
 // FindTenantBySlug returns a tenant by its slug.
 func (t *tx) FindTenantBySlug(ctx context.Context, slug string) (*casedesk.Tenant, error) {
 	ten, err := scanTenant(t.tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants tn WHERE tn.slug = $1`, clean(slug)))

@@ -63,6 +63,7 @@ type plan struct {
 	contactOf map[string]*casedesk.Contact // lower-cased address -> stored contact
 	created   map[int64]*casedesk.Case     // temporary ID -> created case
 	appended  []casedesk.Appended          // the pending messages as appended
+	queued    map[casedesk.OutboxKind]int  // outbox items written, by kind
 }
 
 // actorRef is an event's actor before its contact has an ID.

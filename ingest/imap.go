@@ -63,6 +63,8 @@ func (p *Poller) session(ctx context.Context, lease casedesk.Lease) (connected b
 	if err != nil {
 		return false, err
 	}
+	p.opts.Metrics.Connected(p.name, true)
+	defer p.opts.Metrics.Connected(p.name, false)
 	p.log.Info("mailbox selected", "uidvalidity", sel.UIDValidity, "messages", sel.NumMessages,
 		"last_uid", cp.LastUID, "idle", !p.opts.NoIdle && c.Caps().Has(imap.CapIdle), "disposition", disp)
 	for {
@@ -266,6 +268,7 @@ func (p *Poller) fetch(c *imapclient.Client, cp *casedesk.MailboxCheckpoint, wan
 		return nil, fmt.Errorf("fetch uids %d-%d: %w", uids[0], uids[len(uids)-1], err)
 	}
 	slices.SortFunc(batch, func(a, b *Fetched) int { return int(a.UID) - int(b.UID) })
+	p.opts.Metrics.Fetched(p.name, len(batch))
 	return batch, nil
 }
 

@@ -90,7 +90,32 @@ type PollerOptions struct {
 	// connection is cut (default 10 s).
 	ShutdownGrace time.Duration
 	Logger        *slog.Logger
+	// Metrics, when set, is told what the poller does.
+	Metrics PollerMetrics
 }
+
+// PollerMetrics receives what a poller does, for monitoring. Its methods
+// must be cheap and safe for concurrent use.
+type PollerMetrics interface {
+	// Fetched counts messages downloaded from the server.
+	Fetched(mailbox string, n int)
+	// Stored counts messages of a batch the processor committed, at
+	// committed; each one's INTERNALDATE tells how long it waited.
+	Stored(mailbox string, batch []*Fetched, committed time.Time)
+	// Quarantined counts a message kept raw because it could not be
+	// processed.
+	Quarantined(mailbox string)
+	// Connected reports whether the poller has the mailbox selected.
+	Connected(mailbox string, up bool)
+}
+
+// noMetrics is the PollerMetrics of a poller without any.
+type noMetrics struct{}
+
+func (noMetrics) Fetched(string, int)                  {}
+func (noMetrics) Stored(string, []*Fetched, time.Time) {}
+func (noMetrics) Quarantined(string)                   {}
+func (noMetrics) Connected(string, bool)               {}
 
 func (o *PollerOptions) setDefaults() {
 	def := func(v *time.Duration, d time.Duration) {
@@ -112,6 +137,9 @@ func (o *PollerOptions) setDefaults() {
 	def(&o.ShutdownGrace, 10*time.Second)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = noMetrics{}
 	}
 }
 
@@ -233,6 +261,7 @@ func (p *Poller) handle(ctx context.Context, batch []*Fetched) error {
 	for len(batch) > 0 {
 		err := p.process(ctx, batch)
 		if err == nil {
+			p.opts.Metrics.Stored(p.name, batch, time.Now())
 			return nil
 		}
 		if ctx.Err() != nil || outage(err) {
@@ -291,6 +320,7 @@ func (p *Poller) quarantine(ctx context.Context, m *Fetched, cause error) error 
 	})
 	switch {
 	case err == nil:
+		p.opts.Metrics.Quarantined(p.name)
 		p.log.Warn("message quarantined", "uid", m.UID, "quarantine_id", q.ID, "size", len(m.Raw), "error", cause)
 		return nil
 	case ctx.Err() != nil || outage(err) || casedesk.ErrorCode(err) == casedesk.EINTERNAL:

@@ -25,6 +25,18 @@ type ProcessorOptions struct {
 	// TenantTTL is how long tenant settings are cached (default 1 minute).
 	TenantTTL time.Duration
 	Logger    *slog.Logger
+	// OnCommit, when set, is called after each committed batch with what
+	// it wrote (for metrics, and to wake an outbox worker).
+	OnCommit func(BatchCounts)
+}
+
+// BatchCounts is what one committed batch wrote.
+type BatchCounts struct {
+	TenantID int64
+	Messages int // messages of the batch, duplicates included
+	Cases    int // cases created
+	// Queued counts the outbox items queued, by kind.
+	Queued map[casedesk.OutboxKind]int
 }
 
 // StoreProcessor is the Processor of casedesk: it parses and classifies a
@@ -127,9 +139,15 @@ func (p *StoreProcessor) Process(ctx context.Context, batch []*Fetched) (err err
 	// again from fresh lookups, knowing which messages are stored.
 	known := map[uint32]bool{}
 	for attempt := 0; ; attempt++ {
+		var run *batchRun
 		err = p.store.Update(ctx, func(tx casedesk.Tx) error {
-			return newBatchRun(p, ti, tx, known).apply(ctx, items)
+			run = newBatchRun(p, ti, tx, known)
+			return run.apply(ctx, items)
 		})
+		if err == nil && p.opts.OnCommit != nil {
+			p.opts.OnCommit(BatchCounts{TenantID: ti.tenant.ID, Messages: len(batch),
+				Cases: len(run.created), Queued: run.queued})
+		}
 		var retry *retryError
 		if !errors.As(err, &retry) || attempt == 3 {
 			return err
@@ -280,4 +298,17 @@ func emails(lists ...[]casedesk.Address) []string {
 		}
 	}
 	return out
+}
+
+// Reprocess runs raw mail (a quarantined message being retried) through
+// the processor again, as if it had just been fetched from mailbox. It
+// implements the admin API's Reprocessor.
+func (p *StoreProcessor) Reprocess(ctx context.Context, tenantID int64, mailbox string, raw []byte) error {
+	err := p.Process(ctx, []*Fetched{{TenantID: tenantID, Mailbox: mailbox, Raw: raw,
+		Size: int64(len(raw)), InternalDate: time.Now()}})
+	var me *MessageError
+	if errors.As(err, &me) {
+		return me.Err
+	}
+	return err
 }

@@ -160,6 +160,10 @@ func (r *batchRun) writeOutbox(ctx context.Context) error {
 	if _, err := r.tx.EnqueueOutboxItems(ctx, items); err != nil {
 		return fmt.Errorf("enqueue outbox: %w", err)
 	}
+	r.queued = make(map[casedesk.OutboxKind]int)
+	for _, it := range items {
+		r.queued[it.Kind]++
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/textproto"
 	"slices"
@@ -33,6 +34,10 @@ const (
 	StageMail    Stage = "mail" // MAIL FROM
 	StageRcpt    Stage = "rcpt" // RCPT TO
 	StageData    Stage = "data" // DATA, the content and the reply to it
+	// StageCommit means the caller's commit before the end of data failed
+	// (see Sender.SendCommit): the server was left without the end of
+	// data and discarded the message.
+	StageCommit Stage = "commit"
 )
 
 // SendError is a failed delivery of one message. Permanent failures (SMTP
@@ -109,7 +114,7 @@ type Sender struct {
 	cfg SMTPConfig
 
 	mu     sync.Mutex
-	client *mail.Client // nil while not connected
+	client *smtp.Client // nil while not connected
 	conn   *connCutter  // the current connection
 }
 
@@ -127,6 +132,26 @@ func NewSender(cfg SMTPConfig) (*Sender, error) {
 // abandons the exchange at once (a temporary failure that wraps ctx.Err()).
 // Each message's exchange must finish within the configured timeout.
 func (s *Sender) Send(ctx context.Context, msg *mail.Msg) error {
+	return s.SendCommit(ctx, msg, nil)
+}
+
+// SendCommit delivers one built message as Send does and, when commit is
+// not nil, calls it once the whole message is with the server but before
+// the end of data (the final ".") that makes the server take it:
+//
+//   - If commit fails, the connection is dropped without the end of data,
+//     so the server discards the message, and the error is a temporary
+//     *SendError at StageCommit wrapping commit's error.
+//   - Once commit has returned nil the end of data is sent whatever
+//     happens to ctx; only the configured timeout bounds the server's
+//     answer. A nil error means the server took the message; an error at
+//     StageData means it refused it, or did not answer, after the commit.
+//
+// When ctx ends before commit is called, commit is not called. A process
+// that dies after commit returned has already handed the end of data to
+// the kernel, or is a few instructions away from it, so what commit
+// records and what the server receives agree.
+func (s *Sender) SendCommit(ctx context.Context, msg *mail.Msg, commit func() error) error {
 	if msg == nil {
 		return casedesk.Errorf(casedesk.EINVALID, "no message to send")
 	}
@@ -141,7 +166,7 @@ func (s *Sender) Send(ctx context.Context, msg *mail.Msg) error {
 			return err
 		}
 	}
-	err := s.send(ctx, msg)
+	err := s.send(ctx, msg, commit, reused)
 	var se *SendError
 	if reused && errors.As(err, &se) && se.Stage == StageConnect && ctx.Err() == nil {
 		// The kept connection failed its check before anything was sent,
@@ -149,7 +174,7 @@ func (s *Sender) Send(ctx context.Context, msg *mail.Msg) error {
 		if err := s.connect(ctx); err != nil {
 			return err
 		}
-		err = s.send(ctx, msg)
+		err = s.send(ctx, msg, commit, false)
 	}
 	return err
 }
@@ -162,7 +187,10 @@ func (s *Sender) Close() error {
 	if s.client == nil {
 		return nil
 	}
-	err := s.client.Close()
+	err := s.client.UpdateDeadline(s.cfg.timeout())
+	if err == nil {
+		err = s.client.Quit()
+	}
 	s.drop()
 	if err != nil {
 		return fmt.Errorf("smtp quit: %w", err)
@@ -172,15 +200,17 @@ func (s *Sender) Close() error {
 
 // connect opens a connection and sets s.client. ctx bounds the whole setup,
 // not only the dial, so a cancelled worker does not wait for a slow server.
+// go-mail does the setup: greeting, EHLO, STARTTLS as the TLS mode says,
+// and AUTH with plainOrLogin.
 func (s *Sender) connect(ctx context.Context) error {
 	s.drop()
 	s.conn = &connCutter{}
-	client, err := mail.NewClient(s.cfg.Host, s.clientOptions()...)
+	mc, err := mail.NewClient(s.cfg.Host, s.clientOptions()...)
 	if err != nil {
 		return &SendError{Stage: StageConnect, Text: err.Error(), Err: err}
 	}
 	stop := context.AfterFunc(ctx, s.conn.cut)
-	err = client.DialWithContext(ctx)
+	client, err := mc.DialToSMTPClientWithContext(ctx)
 	cancelled := !stop()
 	if err == nil && !cancelled {
 		s.client = client
@@ -240,41 +270,134 @@ func (s *Sender) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	return conn, nil
 }
 
-// send hands one message to go-mail on the current connection and decides
-// whether the connection can be kept.
-func (s *Sender) send(ctx context.Context, msg *mail.Msg) error {
+// send runs one mail transaction on the current connection, with commit
+// (if any) before the end of data, and decides whether the connection can
+// be kept. Until commit is called, cancelling ctx cuts the connection.
+func (s *Sender) send(ctx context.Context, msg *mail.Msg, commit func() error, reused bool) error {
 	stop := context.AfterFunc(ctx, s.conn.cut)
-	err := s.client.Send(msg)
+	data, se := s.transfer(msg, reused)
+	if se == nil && commit != nil {
+		if !stop() {
+			// ctx ended and the connection is cut: the end of data can no
+			// longer go out, and nothing may be recorded as sent.
+			s.drop()
+			err := ctx.Err()
+			return &SendError{Stage: StageData, Text: err.Error(), Err: err}
+		}
+		return s.commitAndEnd(data, commit)
+	}
+	if se == nil {
+		se = s.endData(data)
+	}
 	if !stop() {
 		// ctx was cancelled during the exchange and the connection cut.
 		s.drop()
-		if err == nil {
-			return nil
+		if se == nil {
+			return nil // the server took the message before the cut
 		}
-		if se := classify(err); se != nil {
-			se.Permanent = false
-			se.Err = errors.Join(ctx.Err(), err)
-			return se
+		se.Permanent = false
+		se.Err = errors.Join(ctx.Err(), se.Err)
+		return se
+	}
+	return s.settle(se)
+}
+
+// transfer runs a mail transaction up to the end of data, as go-mail's
+// SendWithSMTPClient does (connection check, 8BITMIME check, envelope from
+// the message, MAIL, RCPT for every recipient, DATA, the content), and
+// returns the data writer with everything written through to the socket
+// except the final ".". A kept connection is checked with NOOP first.
+func (s *Sender) transfer(msg *mail.Msg, reused bool) (io.WriteCloser, *SendError) {
+	c := s.client
+	if reused {
+		if err := c.Noop(); err != nil {
+			return nil, &SendError{Stage: StageConnect, Text: "connection check: " + oneLine(err.Error()), Err: err}
 		}
-		return nil // delivered; only the RSET after it was cut
 	}
-	if err == nil {
-		return nil
+	if err := c.UpdateDeadline(s.cfg.timeout()); err != nil {
+		return nil, &SendError{Stage: StageConnect, Text: oneLine(err.Error()), Err: err}
 	}
-	se := classify(err)
+	if msg.Encoding() == mail.NoEncoding.String() {
+		if ok, _ := c.Extension("8BITMIME"); !ok {
+			err := errors.New("the message is 8bit and the server does not offer 8BITMIME")
+			return nil, &SendError{Permanent: true, Stage: StageMessage, Text: err.Error(), Err: err}
+		}
+	}
+	from, err := msg.GetSender(false)
+	if err != nil {
+		return nil, &SendError{Permanent: true, Stage: StageMessage, Text: err.Error(), Err: err}
+	}
+	rcpts, err := msg.GetRecipients()
+	if err != nil {
+		return nil, &SendError{Permanent: true, Stage: StageMessage, Text: err.Error(), Err: err}
+	}
+	if err := c.Mail(from); err != nil {
+		return nil, s.replyError(StageMail, err)
+	}
+	// Like go-mail, offer every recipient and report the last refusal.
+	var rcptErr error
+	for _, rcpt := range rcpts {
+		if err := c.Rcpt(rcpt); err != nil {
+			rcptErr = err
+		}
+	}
+	if rcptErr != nil {
+		return nil, s.replyError(StageRcpt, rcptErr)
+	}
+	data, err := c.Data()
+	if err != nil {
+		return nil, s.replyError(StageData, err)
+	}
+	if _, err := msg.WriteTo(data); err != nil {
+		return nil, s.replyError(StageData, err)
+	}
+	// Push the content out now, so that after a commit only the end of
+	// data is left to write.
+	if err := c.Text.W.Flush(); err != nil {
+		return nil, s.replyError(StageData, err)
+	}
+	return data, nil
+}
+
+// commitAndEnd calls commit and then ends the data: the server takes the
+// message only if commit succeeded.
+func (s *Sender) commitAndEnd(data io.WriteCloser, commit func() error) error {
+	if err := commit(); err != nil {
+		// Without the end of data the server discards the message.
+		s.drop()
+		return &SendError{Stage: StageCommit, Text: oneLine(err.Error()), Err: err}
+	}
+	// The commit may have taken a while: the end of data and the answer
+	// get the whole timeout.
+	if err := s.client.UpdateDeadline(s.cfg.timeout()); err != nil {
+		s.drop()
+		return &SendError{Stage: StageData, Text: oneLine(err.Error()), Err: err}
+	}
+	return s.settle(s.endData(data))
+}
+
+// endData sends the final "." and reads the server's answer to the
+// message.
+func (s *Sender) endData(data io.WriteCloser) *SendError {
+	if err := data.Close(); err != nil {
+		return s.replyError(StageData, err)
+	}
+	return nil
+}
+
+// settle decides, after a failure, whether the connection can be kept:
+// after a reply it is reset with RSET for the next message; without one
+// its state is unknown and it is dropped. It returns se as an error.
+func (s *Sender) settle(se *SendError) error {
 	switch {
 	case se == nil:
-		// Delivered; only the RSET after it failed.
-		s.drop()
 		return nil
 	case se.Stage == StageMessage:
 		// Nothing reached the server; the connection is as it was.
-	case se.Code == 0:
-		// No reply: the connection is in an unknown state.
+	case se.Stage == StageConnect, se.Code == 0:
 		s.drop()
 	case s.client.Reset() != nil:
-		// go-mail does not RSET after a failed DATA; without a clean
-		// state the next MAIL FROM would fail too.
+		// Without a clean state the next MAIL FROM would fail too.
 		s.drop()
 	}
 	return se
@@ -288,61 +411,38 @@ func (s *Sender) drop() {
 	s.client, s.conn = nil, nil
 }
 
-// classify turns a go-mail send error into a *SendError, or nil when the
-// message was delivered and only the RSET after it failed. go-mail's own
-// IsTemp is true only for 4xx replies, so a timeout or a dropped
-// connection would look permanent; the reply code decides here instead.
-func classify(err error) *SendError {
-	var me *mail.SendError
-	if !errors.As(err, &me) {
-		return &SendError{Stage: StageData, Text: err.Error(), Err: err}
+// replyError classifies a failed command at stage by the server's reply
+// code (a timeout or a dropped connection has none, and is temporary),
+// with the enhanced status code when the server announced them.
+func (s *Sender) replyError(stage Stage, err error) *SendError {
+	se := &SendError{Stage: stage, Err: err}
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		se.Code, se.Text = te.Code, oneLine(te.Msg)
+		if ok, _ := s.client.Extension("ENHANCEDSTATUSCODES"); ok {
+			se.EnhancedCode = enhancedCode(se.Text)
+		}
+	} else {
+		se.Text = oneLine(err.Error())
 	}
-	var stage Stage
-	switch me.Reason {
-	case mail.ErrSMTPReset:
-		return nil
-	case mail.ErrConnCheck:
-		stage = StageConnect
-	case mail.ErrGetSender, mail.ErrGetRcpts, mail.ErrNoUnencoded:
-		stage = StageMessage
-	case mail.ErrSMTPMailFrom:
-		stage = StageMail
-	case mail.ErrSMTPRcptTo:
-		stage = StageRcpt
-	default: // DATA, the content, the final reply, or ambiguous
-		stage = StageData
-	}
-	code := me.ErrorCode()
-	return &SendError{
-		Permanent:    permanent(stage, code),
-		Stage:        stage,
-		Code:         code,
-		EnhancedCode: me.EnhancedStatusCode(),
-		Text:         sendErrorText(me, code),
-		Err:          err,
-	}
+	se.Permanent = permanent(stage, se.Code)
+	return se
 }
 
-// sendErrorText digs the server's reply text out of a go-mail SendError,
-// which keeps the raw errors unexported and only shows them in Error():
-// "<reason>: <code> <text>[, affected recipient(s): ...][, affected
-// message ID: ...]", where net/textproto quotes the text since Go 1.26.
-func sendErrorText(me *mail.SendError, code int) string {
-	s := strings.TrimSpace(strings.TrimPrefix(me.Error(), me.Reason.String()+":"))
-	if code != 0 {
-		s = strings.TrimSpace(strings.TrimPrefix(s, strconv.Itoa(code)))
-		if q, err := strconv.QuotedPrefix(s); err == nil {
-			if text, err := strconv.Unquote(q); err == nil {
-				return oneLine(text)
-			}
+// enhancedCode returns the RFC 3463 status a reply text starts with
+// ("5.1.1 No such user"), or "".
+func enhancedCode(text string) string {
+	code, _, _ := strings.Cut(text, " ")
+	parts := strings.Split(code, ".")
+	if len(parts) != 3 || len(parts[0]) != 1 || !strings.ContainsAny(parts[0], "245") {
+		return ""
+	}
+	for _, p := range parts[1:] {
+		if p == "" || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
+			return ""
 		}
 	}
-	for _, marker := range []string{", affected recipient(s): ", ", affected message ID: "} {
-		if i := strings.Index(s, marker); i >= 0 {
-			s = s[:i]
-		}
-	}
-	return oneLine(s)
+	return code
 }
 
 // connectError classifies a failure to set up a connection: always

@@ -54,6 +54,10 @@ type testServer struct {
 	port  int
 	pool  *x509.CertPool // trusts the server's certificate
 	conns atomic.Int32
+	// dataRead counts the content bytes of the DATA under way read so
+	// far; dataEnded counts DATA commands that ended, taken or not.
+	dataRead  atomic.Int64
+	dataEnded atomic.Int32
 	// release ends every hang when the test is over.
 	release chan struct{}
 
@@ -255,6 +259,9 @@ func (se *testSession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 }
 
 func (se *testSession) Data(r io.Reader) error {
+	se.s.dataRead.Store(0)
+	defer se.s.dataEnded.Add(1)
+	r = countingReader{r: r, n: &se.s.dataRead}
 	if f, ok := se.s.take("data"); ok {
 		if !f.hang && !f.drop {
 			// A rejection after the content, as a content filter gives.
@@ -297,6 +304,27 @@ func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
 		return []byte("Password:"), false, nil
 	}
 	return nil, true, l.check(l.user, string(response))
+}
+
+// contentRead returns how many content bytes of the DATA under way (or
+// the last one) the server has read: go-smtp hands the content over as it
+// arrives, and the message is taken only after the final ".".
+func (s *testServer) contentRead() int64 { return s.dataRead.Load() }
+
+// dataDone returns how many DATA commands ended, with the message taken
+// or not (refused, or the connection lost before the final ".").
+func (s *testServer) dataDone() int { return int(s.dataEnded.Load()) }
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // countingListener counts accepted connections.

@@ -22,9 +22,14 @@ import (
 
 // Mailer delivers built messages; *Sender is the SMTP one.
 type Mailer interface {
-	// Send returns nil when the server accepted the message, or an error
-	// that IsPermanent tells apart (a *SendError).
-	Send(ctx context.Context, msg *mail.Msg) error
+	// SendCommit returns nil when the server accepted the message, or an
+	// error that IsPermanent tells apart (a *SendError). When commit is
+	// not nil it is called once the whole message is with the server and
+	// before the end of data that makes the server take it; if commit
+	// fails the server must be left without the end of data, and once it
+	// succeeded the end of data must go out even if ctx ends (see
+	// Sender.SendCommit).
+	SendCommit(ctx context.Context, msg *mail.Msg, commit func() error) error
 	// Close ends the connection kept across a batch.
 	Close() error
 }
@@ -47,8 +52,16 @@ type WorkerOptions struct {
 	BatchTimeout time.Duration
 	// ClaimTimeout is how long an item may stay claimed (default 15
 	// minutes). Sweep hands out again the items claimed longer ago, whose
-	// worker crashed between claiming and recording them.
+	// worker crashed between claiming and recording them, when it cannot
+	// tell sooner that their worker is gone (see Locker).
 	ClaimTimeout time.Duration
+	// Locker, when set, names the worker: while Run runs, it holds the
+	// lock OutboxWorkerLock(name) for a random instance name and claims
+	// items under that name, so that once the worker is gone (its lock
+	// free) any Sweep or the outbox-sweep job hands its claims out again
+	// at once instead of after ClaimTimeout. Without a Locker claims have
+	// no owner.
+	Locker casedesk.Locker
 	// Loop is the X-Loop value of every message (default "casedesk"); the
 	// ingest classifier must be given the same value.
 	Loop   string
@@ -58,6 +71,10 @@ type WorkerOptions struct {
 	Jitter func() float64
 	// NoRecover lets a panic in Run crash the process (tests).
 	NoRecover bool
+	// OnOutcome, when set, is called for every item whose attempt was
+	// recorded, with its kind and new state (sent, pending again after a
+	// temporary failure, or failed for good): for metrics.
+	OnOutcome func(kind casedesk.OutboxKind, state casedesk.OutboxState)
 }
 
 // DefaultLoop is the X-Loop value when none is configured.
@@ -65,15 +82,23 @@ const DefaultLoop = "casedesk"
 
 // Worker sends the outbox. It claims due items (FOR UPDATE SKIP LOCKED,
 // so any number of workers and replicas share the outbox and each item
-// goes to one of them), renders each with its tenant's templates, sends
-// it through its Mailer, and then, in one transaction, stores the sent
-// message on its case and records the outcome of every item.
+// goes to one of them), renders each with its tenant's templates and
+// sends it through its Mailer. Before the end of each message's data it
+// commits, in one short transaction, that the item is sent together with
+// the sent message stored on its case; only then does the server get the
+// final "." that makes it take the message. The failures of a batch are
+// recorded afterwards in one transaction.
 //
-// Delivery is at least once: a crash after the server accepted a message
-// and before the outcome committed leaves the item in "sending"; Sweep
-// hands it out again once the claim is older than ClaimTimeout, and it is
-// sent a second time with the same Message-ID, which lets mail clients
-// drop the copy. No item is lost.
+// So a crash sends no message twice: one cut off before its commit never
+// reached the server (the row stays "sending", and Sweep hands it out
+// again), one cut off after it has its end of data in the kernel's socket
+// buffer, which delivers it after the process is gone. The only gap is
+// between the commit returning and the write of the final "." (a few
+// microseconds, after which a message is recorded as sent but lost). A
+// message the server refuses at the end of data, after the commit, is
+// taken back: pending again, or failed. Should a server take a message
+// and its answer never arrive, the message is sent again, with the same
+// Message-ID, which lets mail clients drop the copy.
 type Worker struct {
 	store  casedesk.Store
 	mailer Mailer
@@ -81,8 +106,10 @@ type Worker struct {
 	log    *slog.Logger
 	wake   chan struct{}
 
-	mu   sync.Mutex
-	sets map[int64]cachedSet // template sets by tenant
+	mu    sync.Mutex
+	sets  map[int64]cachedSet // template sets by tenant
+	owner string              // the instance name claims carry; "" for none
+	lease casedesk.Lease      // the lock on owner, held by Run
 }
 
 // cachedSet is a tenant's compiled templates and the overrides they came
@@ -136,15 +163,25 @@ func (w *Worker) Wake() {
 const sweepEvery = time.Minute
 
 // Run sends due items until ctx is done, then closes the mailer's
-// connection and returns nil. A batch under way when ctx ends is cut
-// short: what was sent is recorded, the rest is due again at once. Every
+// connection, gives up its lock and returns nil. A batch under way when
+// ctx ends is cut short: what was sent is recorded, the rest is due again
+// at once. With a Locker it takes its instance lock before it claims
+// anything, and a new one if the lock is lost. At the start and every
 // minute it also sweeps up items left claimed by a crashed worker (see
 // Sweep). Store and SMTP failures are logged and retried; they do not end
 // Run.
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.mailer.Close()
+	defer w.releaseLease()
 	var swept time.Time
 	for ctx.Err() == nil {
+		if err := w.holdLease(ctx); err != nil {
+			if ctx.Err() == nil {
+				w.log.Error("outbox worker lock", "err", err)
+			}
+			w.idle(ctx)
+			continue
+		}
 		if time.Since(swept) >= sweepEvery {
 			swept = time.Now()
 			if n, err := w.Sweep(ctx); err != nil && ctx.Err() == nil {
@@ -165,28 +202,20 @@ func (w *Worker) Run(ctx context.Context) error {
 			// connection is soon closed by the server anyway.
 			w.mailer.Close()
 		}
-		t := time.NewTimer(w.opts.PollInterval)
-		select {
-		case <-ctx.Done():
-		case <-w.wake:
-		case <-t.C:
-		}
-		t.Stop()
+		w.idle(ctx)
 	}
 	return nil
 }
 
-// Sweep makes the items claimed longer than ClaimTimeout ago due again and
-// returns how many there were. Their worker stopped between claiming and
-// recording them, so their mail may have been sent: it goes out again with
-// the same Message-ID (at least once, never lost).
-func (w *Worker) Sweep(ctx context.Context) (int, error) {
-	var n int
-	err := w.store.Update(ctx, func(tx casedesk.Tx) (err error) {
-		n, err = tx.RequeueStuckOutbox(ctx, tx.Now().Add(-w.opts.ClaimTimeout))
-		return err
-	})
-	return n, err
+// idle waits for the poll interval, a Wake or the end of ctx.
+func (w *Worker) idle(ctx context.Context) {
+	t := time.NewTimer(w.opts.PollInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-w.wake:
+	case <-t.C:
+	}
 }
 
 // drainSafely runs one batch, turning a panic into an error.
@@ -218,8 +247,9 @@ type Stats struct {
 // Sweep hands them out again).
 func (w *Worker) Drain(ctx context.Context) (Stats, error) {
 	var items []*casedesk.OutboxItem
+	owner := w.Owner()
 	err := w.store.Update(ctx, func(tx casedesk.Tx) (err error) {
-		items, err = tx.ClaimOutbox(ctx, w.opts.BatchSize)
+		items, err = tx.ClaimOutboxFor(ctx, owner, w.opts.BatchSize)
 		return err
 	})
 	stats := Stats{Claimed: len(items)}
@@ -239,7 +269,13 @@ func (w *Worker) Drain(ctx context.Context) (Stats, error) {
 		return stats, err
 	}
 	outcomes := w.send(ctx, jobs, &stats)
-	return stats, w.record(ctx, outcomes, &stats)
+	var rest []outcome
+	for _, o := range outcomes {
+		if !o.done {
+			rest = append(rest, o)
+		}
+	}
+	return stats, w.record(ctx, rest, &stats)
 }
 
 // prepare reads what the items need, per tenant, and composes them.
@@ -287,10 +323,18 @@ type outcome struct {
 	// stopped: not attempted because the worker stopped or the server was
 	// unreachable; due again at once (stopped) or after the backoff.
 	stopped bool
+	// committed: recorded as sent before the end of data (commitSent), so
+	// a failure after it takes that record back.
+	committed bool
+	commitErr error // why the record before the end of data failed
+	// done: recorded already, or no longer this worker's to record.
+	done bool
 }
 
-// send delivers the jobs in order over the mailer's connection. It stops
-// at the first failure to reach the server, and when ctx ends.
+// send delivers the jobs in order over the mailer's connection, each
+// recorded as sent before its end of data (commitSent). It stops at the
+// first failure to reach the server or to record, and when ctx ends.
+// Outcomes it recorded already are marked done.
 func (w *Worker) send(ctx context.Context, jobs []*job, stats *Stats) []outcome {
 	outcomes := make([]outcome, len(jobs))
 	deadline := time.Now().Add(w.opts.BatchTimeout)
@@ -315,11 +359,37 @@ func (w *Worker) send(ctx context.Context, jobs []*job, stats *Stats) []outcome 
 			o.sendErr = err
 			continue
 		}
-		err = w.mailer.Send(ctx, msg)
-		o.raw, o.sendErr = raw, err
+		o.raw = raw
+		err = w.mailer.SendCommit(ctx, msg, func() error { return w.commitSent(ctx, o) })
+		o.sendErr = err
 		var se *SendError
 		switch {
+		case o.committed && err == nil:
+			o.done = true
+			stats.Sent++
+			w.finished(*o, casedesk.OutboxSent)
+		case o.committed:
+			// Refused at the end of data, after the record: take it back
+			// now rather than after the batch, when a crash could leave a
+			// refused message recorded as sent. Should that fail, the
+			// batch's record tries again.
+			rerr := w.record(ctx, []outcome{*o}, stats)
+			o.done = rerr == nil
+			if rerr != nil {
+				w.log.Error("outbox item refused after it was recorded as sent", "outbox_id", j.item.ID,
+					"tenant_id", j.item.TenantID, "err", rerr)
+			}
+		case o.commitErr != nil && lost(o.commitErr):
+			// Another worker has the item now (a sweeper took it from
+			// this one); the server never got the end of data.
+			o.done = true
+			w.log.Warn("outbox item no longer claimed by this worker, not sent", "outbox_id", j.item.ID,
+				"tenant_id", j.item.TenantID, "err", o.commitErr)
+		case o.commitErr != nil:
+			// The store fails: the next items would too.
+			halt = err
 		case err == nil:
+			// A Mailer that did not call commit: recorded with the batch.
 		case ctx.Err() != nil:
 			halt, o.stopped = err, true
 		case errors.As(err, &se) && se.Stage == StageConnect:
@@ -329,6 +399,45 @@ func (w *Worker) send(ctx context.Context, jobs []*job, stats *Stats) []outcome 
 		}
 	}
 	return outcomes
+}
+
+// commitTimeout bounds the record of one item as sent, made while the
+// server waits for the end of its data.
+const commitTimeout = 30 * time.Second
+
+// commitSent records, in one short transaction, that o's item is sent and
+// stores the sent message (the exact bytes going out) on its case. It is
+// called before the end of data, and it runs to the end even when ctx
+// ends: once it returns nil the message goes out.
+func (w *Worker) commitSent(ctx context.Context, o *outcome) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	it := o.job.item
+	err := w.store.Update(cctx, func(tx casedesk.Tx) error {
+		if err := tx.MarkOutboxSent(cctx, it.TenantID, it.ID); err != nil {
+			return err
+		}
+		if o.job.stored == nil {
+			return nil
+		}
+		if _, err := tx.AppendMessages(cctx, []casedesk.NewMessage{*o.job.stored}); err != nil {
+			return fmt.Errorf("store sent mail: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		o.commitErr = err
+		return fmt.Errorf("record outbox item %d as sent: %w", it.ID, err)
+	}
+	o.committed = true
+	return nil
+}
+
+// lost reports whether a record failed because the item is not claimed
+// any more (another worker finished or took it) or is gone.
+func lost(err error) bool {
+	code := casedesk.ErrorCode(err)
+	return code == casedesk.ECONFLICT || code == casedesk.ENOTFOUND
 }
 
 // build makes the MIME message and the bytes that will be sent; the bytes
@@ -353,19 +462,34 @@ func (j *job) build() (*mail.Msg, []byte, error) {
 	return msg, raw, nil
 }
 
-// record stores the sent messages on their cases, writes an event for
-// each item that failed for good, and records every item's outcome, in
-// one transaction. The mail is out already, so a failure to record is
-// retried a few times before it is given up to the sweeper.
+// record stores the messages sent without a commit on their cases,
+// writes an event for each item that failed for good, and records every
+// item's outcome, in one transaction: items recorded as sent before their
+// end of data and then refused are taken back (UnmarkOutboxSent), the
+// others finished. A failure to record is retried a few times before it
+// is given up to the sweeper.
 func (w *Worker) record(ctx context.Context, outcomes []outcome, stats *Stats) error {
-	// Record even when ctx ended: the mail went out.
+	if len(outcomes) == 0 {
+		return nil
+	}
+	// Record even when ctx ended: the attempts were made.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	var counts Stats
+	var recorded []casedesk.OutboxResult
 	attempt := func() error {
 		return w.store.Update(rctx, func(tx casedesk.Tx) error {
 			counts = Stats{}
 			results, stored, events := w.results(tx.Now(), outcomes, &counts)
+			recorded = results
+			var finish []casedesk.OutboxResult
+			for i, r := range results {
+				if !outcomes[i].committed {
+					finish = append(finish, r)
+				} else if err := tx.UnmarkOutboxSent(rctx, r); err != nil {
+					return fmt.Errorf("take back the record of outbox item %d as sent: %w", r.ID, err)
+				}
+			}
 			for _, tenant := range sortedKeys(stored) {
 				if _, err := tx.AppendMessages(rctx, stored[tenant]); err != nil {
 					return fmt.Errorf("store sent mail: %w", err)
@@ -376,7 +500,7 @@ func (w *Worker) record(ctx context.Context, outcomes []outcome, stats *Stats) e
 					return fmt.Errorf("record delivery failures: %w", err)
 				}
 			}
-			return tx.FinishOutboxItems(rctx, results)
+			return tx.FinishOutboxItems(rctx, finish)
 		})
 	}
 	var err error
@@ -394,11 +518,21 @@ func (w *Worker) record(ctx context.Context, outcomes []outcome, stats *Stats) e
 	if err != nil {
 		return fmt.Errorf("record outbox batch: %w", err)
 	}
-	stats.Sent, stats.Retried, stats.Failed = counts.Sent, counts.Retried, counts.Failed
-	for _, o := range outcomes {
-		w.logOutcome(o)
+	stats.Sent += counts.Sent
+	stats.Retried += counts.Retried
+	stats.Failed += counts.Failed
+	for i, o := range outcomes {
+		w.finished(o, recorded[i].State)
 	}
 	return nil
+}
+
+// finished logs an item's recorded outcome and reports its new state.
+func (w *Worker) finished(o outcome, state casedesk.OutboxState) {
+	w.logOutcome(o)
+	if w.opts.OnOutcome != nil {
+		w.opts.OnOutcome(o.job.item.Kind, state)
+	}
 }
 
 // results decides each item's next state at now.

@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/casedesk/casedesk/casestore"
 )
@@ -28,18 +29,40 @@ const usage = `casedesk is an email-driven support case engine.
 
 Usage:
 
-	casedesk <command>
+	casedesk <command> [arguments]
 
 Commands:
 
-	migrate    apply pending database migrations and exit
-	version    print version and build information
-	help       print this help
+	serve                       run the pollers, the outbox worker, the jobs and
+	                            the admin API until SIGINT or SIGTERM
+	migrate                     apply pending database migrations and exit
+	init                        create the default tenant and an admin user if
+	                            missing, and print a new admin API key
+	run-job NAME [--now TIME]   run one scheduled job once (auto-resolve,
+	                            outbox-sweep, deactivate-users); TIME is RFC 3339
+	                            or an offset from now such as +96h
+	version                     print version and build information
+	help                        print this help
 
-Environment:
+Environment (a file named by CASEDESK_CONFIG_FILE may set them too; the
+environment wins):
 
-	CASEDESK_DATABASE_URL  PostgreSQL URL (required by migrate)
-	CASEDESK_LOG_LEVEL     debug, info, warn or error (default info)
+	CASEDESK_DATABASE_URL         PostgreSQL URL (required)
+	CASEDESK_HTTP_ADDR            admin API address (default 127.0.0.1:8080)
+	CASEDESK_IMAP_URL             mailbox(es) to poll: imaps://user:pass@host/INBOX,
+	                              several separated by commas
+	CASEDESK_SMTP_URL             smtps://user:pass@host:465 or smtp://host:587
+	CASEDESK_SUPPORT_ADDRESS      the default tenant's support address
+	CASEDESK_POLL_INTERVAL        poll interval without IDLE (default 30s)
+	CASEDESK_BOOTSTRAP_ADMIN_KEY  an admin API key init and serve make sure exists
+	CASEDESK_TENANT               the default tenant's slug (default "default")
+	CASEDESK_TENANT_NAME          its name (default: the support address's domain)
+	CASEDESK_ADMIN_EMAIL          the admin user init creates (default admin@ the
+	                              support domain)
+	CASEDESK_DISABLE              parts serve leaves to other replicas: pollers,
+	                              notify, jobs, api, indexer (comma separated)
+	CASEDESK_SMTP_CONNECTIONS     outbox workers sending in parallel (default 2)
+	CASEDESK_LOG_LEVEL            debug, info, warn or error (default info)
 `
 
 // usageError is a mistake in the command line; the process exits with 2.
@@ -49,6 +72,9 @@ func (e usageError) Error() string { return string(e) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal the default handling comes back, so a second
+	// one ends the process at once, whatever shutdown is waiting for.
+	context.AfterFunc(ctx, stop)
 	m := NewMain()
 	err := m.load(os.Getenv)
 	if err == nil {
@@ -84,6 +110,10 @@ func NewMain() *Main {
 
 // load sets m.Config from the environment.
 func (m *Main) load(getenv func(string) string) error {
+	getenv, err := fileEnv(strings.TrimSpace(getenv(envConfigFile)), getenv)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	cfg, err := LoadConfig(getenv)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -104,15 +134,21 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil
-	case "migrate", "version":
+	case "migrate", "version", "serve", "init", "run-job":
 	default:
 		return usageError(fmt.Sprintf("unknown command %q", cmd))
 	}
-	if len(rest) > 0 {
-		if isHelp(rest[0]) {
-			fmt.Fprint(m.Stdout, usage)
-			return nil
+	if len(rest) > 0 && isHelp(rest[0]) {
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	}
+	var job jobArgs
+	if cmd == "run-job" {
+		var err error
+		if job, err = parseJobArgs(rest, time.Now()); err != nil {
+			return err
 		}
+	} else if len(rest) > 0 {
 		return usageError(cmd + " takes no arguments")
 	}
 	if err := m.Config.Check(cmd); err != nil {
@@ -121,6 +157,12 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	switch cmd {
 	case "migrate":
 		return m.migrate(ctx)
+	case "serve":
+		return m.serve(ctx)
+	case "init":
+		return m.init(ctx)
+	case "run-job":
+		return m.runJob(ctx, job)
 	default:
 		return m.version()
 	}

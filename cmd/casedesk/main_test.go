@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -21,6 +22,23 @@ func testMain(t *testing.T, cfg Config) (m *Main, stdout, stderr *bytes.Buffer) 
 	m = &Main{Config: cfg, Stdout: stdout, Stderr: stderr}
 	t.Cleanup(m.Close)
 	return m, stdout, stderr
+}
+
+// withDefaults fills in the settings LoadConfig defaults when unset.
+func withDefaults(c Config) Config {
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = defaultHTTPAddr
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = defaultPollInterval
+	}
+	if c.Tenant == "" {
+		c.Tenant = defaultTenant
+	}
+	if c.SMTPConnections == 0 {
+		c.SMTPConnections = defaultSMTPWorkers
+	}
+	return c
 }
 
 func TestLoadConfig(t *testing.T) {
@@ -86,6 +104,53 @@ func TestLoadConfig(t *testing.T) {
 			command: "version",
 			wantErr: "CASEDESK_LOG_LEVEL",
 		},
+		{
+			name: "serve with everything",
+			env: map[string]string{envDatabaseURL: url, envHTTPAddr: "0.0.0.0:9000",
+				envIMAPURL: "imaps://support:pw@imap.example/INBOX, imaps://billing:pw@imap.example/INBOX",
+				envSMTPURL: "smtps://u:p@smtp.example", envSupportAddress: "support@acme.example",
+				envPollInterval: "1m", envSMTPWorkers: "4", envTenant: "acme", envTenantName: "Acme",
+				envAdminEmail: "root@acme.example", envDisable: "jobs, indexer",
+				envBootstrapKey: "cdk_1_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+			command: "serve",
+			want: Config{DatabaseURL: url, LogLevel: slog.LevelInfo, HTTPAddr: "0.0.0.0:9000",
+				IMAPURLs: []string{"imaps://support:pw@imap.example/INBOX", "imaps://billing:pw@imap.example/INBOX"},
+				SMTPURL:  "smtps://u:p@smtp.example", SMTPConnections: 4, SupportAddress: "support@acme.example",
+				PollInterval: time.Minute, BootstrapAdminKey: "cdk_1_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+				Tenant: "acme", TenantName: "Acme", AdminEmail: "root@acme.example", Disabled: []string{"jobs", "indexer"}},
+		},
+		{
+			name:    "serve needs a database",
+			env:     map[string]string{},
+			command: "serve",
+			wantErr: "CASEDESK_DATABASE_URL is not set",
+		},
+		{
+			name:    "mailbox without support address",
+			env:     map[string]string{envDatabaseURL: url, envIMAPURL: "imaps://support:pw@imap.example/INBOX"},
+			command: "serve",
+			wantErr: "CASEDESK_SUPPORT_ADDRESS is not",
+		},
+		{
+			name:    "mailbox without support address, pollers off",
+			env:     map[string]string{envDatabaseURL: url, envIMAPURL: "imaps://s:pw@imap.example/INBOX", envDisable: "pollers"},
+			command: "serve",
+			want: Config{DatabaseURL: url, LogLevel: slog.LevelInfo, IMAPURLs: []string{"imaps://s:pw@imap.example/INBOX"},
+				Disabled: []string{"pollers"}},
+		},
+		{
+			name:    "init needs a support address",
+			env:     map[string]string{envDatabaseURL: url},
+			command: "init",
+			wantErr: "CASEDESK_SUPPORT_ADDRESS is not set",
+		},
+		{name: "unknown part", env: map[string]string{envDisable: "pollers,mail"}, command: "version", wantErr: `unknown part "mail"`},
+		{name: "bad http addr", env: map[string]string{envHTTPAddr: "8080"}, command: "version", wantErr: "CASEDESK_HTTP_ADDR"},
+		{name: "bad poll interval", env: map[string]string{envPollInterval: "5"}, command: "version", wantErr: "CASEDESK_POLL_INTERVAL"},
+		{name: "poll interval too short", env: map[string]string{envPollInterval: "10ms"}, command: "version", wantErr: "at least 1s"},
+		{name: "bad support address", env: map[string]string{envSupportAddress: "support"}, command: "version", wantErr: "not an email address"},
+		{name: "bad smtp connections", env: map[string]string{envSMTPWorkers: "0"}, command: "version", wantErr: "CASEDESK_SMTP_CONNECTIONS"},
+		{name: "bad bootstrap key", env: map[string]string{envBootstrapKey: "secret"}, command: "version", wantErr: "cdk_<tenant id>_"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,8 +167,9 @@ func TestLoadConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("unexpected error: %v", err)
 			}
-			if got != tt.want {
-				t.Errorf("got %+v, want %+v", got, tt.want)
+			want := withDefaults(tt.want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %+v, want %+v", got, want)
 			}
 		})
 	}
