@@ -345,3 +345,23 @@ type TemplateOps interface {
 	// lang; ENOTFOUND when there is none.
 	DeleteTemplateOverride(ctx context.Context, tenantID int64, name, lang string) error
 }
+
+// relaxedCommitKey marks a context whose Update may commit without waiting
+// for the disk.
+type relaxedCommitKey struct{}
+
+// WithRelaxedCommit returns a context under which Update returns once its
+// commit is visible to every other transaction, without waiting for it to
+// reach the disk. Only a crash of the database server itself (not of this
+// process) can then lose the commit, within a fraction of a second. It is
+// for records whose loss only repeats work (the outbox marking mail sent
+// just before the mail goes out), never for mail taken in.
+func WithRelaxedCommit(ctx context.Context) context.Context {
+	return context.WithValue(ctx, relaxedCommitKey{}, true)
+}
+
+// RelaxedCommit reports whether ctx asks for relaxed commits.
+func RelaxedCommit(ctx context.Context) bool {
+	v, _ := ctx.Value(relaxedCommitKey{}).(bool)
+	return v
+}

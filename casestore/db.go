@@ -206,6 +206,10 @@ func (db *DB) run(ctx context.Context, opts pgx.TxOptions, fn func(casedesk.Tx) 
 }
 
 func (db *DB) runOnce(ctx context.Context, opts pgx.TxOptions, fn func(casedesk.Tx) error) error {
+	if casedesk.RelaxedCommit(ctx) && opts.AccessMode != pgx.ReadOnly {
+		// One round trip: BEGIN and the setting go as one simple query.
+		opts.BeginQuery = "BEGIN; SET LOCAL synchronous_commit TO off"
+	}
 	ptx, err := db.pool.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

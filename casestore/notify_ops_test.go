@@ -189,9 +189,15 @@ func TestThreadMessageIDs(t *testing.T) {
 // tenant, so the tests run on clocks at which little else is due.
 func claimAll(t *testing.T, db casedesk.Store, want ...*casedesk.OutboxItem) {
 	t.Helper()
+	claimAllFor(t, db, "", want...)
+}
+
+// claimAllFor is claimAll with owner as the claims' owner.
+func claimAllFor(t *testing.T, db casedesk.Store, owner string, want ...*casedesk.OutboxItem) {
+	t.Helper()
 	var got []*casedesk.OutboxItem
 	update(t, db, func(tx casedesk.Tx) (err error) {
-		got, err = tx.ClaimOutbox(ctx(), 1000)
+		got, err = tx.ClaimOutboxFor(ctx(), owner, 1000)
 		return err
 	})
 	tenants := map[int64]bool{}

@@ -2,6 +2,8 @@ package casestore_test
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -161,4 +163,194 @@ func TestOutboxSentAndCount(t *testing.T) {
 		return err
 	})
 	wantCode(t, err, casedesk.EINVALID)
+}
+
+// TestOutboxClaimOwners: claims carry their owner until they end; the
+// claims of one owner are requeued together, due now, and the others'
+// stay.
+func TestOutboxClaimOwners(t *testing.T) {
+	now := time.Date(1997, 3, 4, 10, 0, 0, 0, time.UTC)
+	f, other := newFixture(t, casestoreClock(&now)), newFixture(t, casestoreClock(&now))
+	a, b := "a"+randHex(8), "b"+randHex(8)
+	mine, theirs := f.enqueue(t, 3, casedesk.OutboxAck), other.enqueue(t, 2, casedesk.OutboxRelay)
+	byA := append(slices.Clone(mine), theirs...)
+	claimAllFor(t, f.db, a, byA...)
+	now = now.Add(time.Minute)
+	byB := f.enqueue(t, 1, casedesk.OutboxReminder)
+	claimAllFor(t, f.db, b, byB...)
+	now = now.Add(time.Minute)
+	unowned := f.enqueue(t, 1, casedesk.OutboxSolved)
+	claimAll(t, f.db, unowned...)
+	all := append(append(slices.Clone(byA), byB...), unowned...)
+	got := findOutbox(t, f.db, all...)
+	for _, tt := range []struct {
+		items []*casedesk.OutboxItem
+		owner string
+	}{{byA, a}, {byB, b}, {unowned, ""}} {
+		for _, it := range tt.items {
+			if o := got[it.ID]; o.State != casedesk.OutboxSending || o.ClaimedBy != tt.owner {
+				t.Errorf("item %d: %s by %q, want sending by %q", o.ID, o.State, o.ClaimedBy, tt.owner)
+			}
+		}
+	}
+	owners := func() []string {
+		var owners []string
+		inUpdateAndView(t, f.db, func(t *testing.T, tx casedesk.Tx) {
+			all, err := tx.OutboxClaimOwners(ctx())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(all, "") || !slices.IsSorted(all) {
+				t.Errorf("owners = %q, want sorted names", all)
+			}
+			owners = slices.DeleteFunc(all, func(o string) bool { return o != a && o != b })
+		})
+		return owners
+	}
+	if got := owners(); !slices.Equal(got, []string{a, b}) {
+		t.Errorf("owners = %q, want %q", got, []string{a, b})
+	}
+
+	now = now.Add(time.Minute)
+	var n int
+	update(t, f.db, func(tx casedesk.Tx) (err error) {
+		n, err = tx.RequeueOutboxClaims(ctx(), a)
+		return err
+	})
+	if n != len(byA) {
+		t.Errorf("requeued %d items of %s, want %d", n, a, len(byA))
+	}
+	got = findOutbox(t, f.db, all...)
+	for _, it := range byA {
+		o := got[it.ID]
+		if o.State != casedesk.OutboxPending || !o.NextAttemptAt.Equal(now) || o.ClaimedBy != "" || o.Attempts != 1 ||
+			!strings.Contains(o.LastError, a) {
+			t.Errorf("requeued item = %+v, want pending, due now, without owner", o)
+		}
+	}
+	for _, it := range append(slices.Clone(byB), unowned...) {
+		if o := got[it.ID]; o.State != casedesk.OutboxSending {
+			t.Errorf("item %d of another owner = %s, want still sending", o.ID, o.State)
+		}
+	}
+	if got := owners(); !slices.Equal(got, []string{b}) {
+		t.Errorf("owners after the requeue = %q, want %q", got, []string{b})
+	}
+	update(t, f.db, func(tx casedesk.Tx) (err error) {
+		n, err = tx.RequeueOutboxClaims(ctx(), a)
+		return err
+	})
+	if n != 0 {
+		t.Errorf("second requeue of %s: %d items", a, n)
+	}
+	err := f.db.Update(ctx(), func(tx casedesk.Tx) error {
+		_, err := tx.RequeueOutboxClaims(ctx(), "")
+		return err
+	})
+	wantCode(t, err, casedesk.EINVALID)
+	for _, bad := range []string{"x\x00y", strings.Repeat("x", 501)} {
+		err = f.db.Update(ctx(), func(tx casedesk.Tx) error {
+			_, err := tx.ClaimOutboxFor(ctx(), bad, 10)
+			return err
+		})
+		wantCode(t, err, casedesk.EINVALID)
+	}
+
+	// Claimed again and finished: an ended claim has no owner.
+	claimAllFor(t, f.db, b, byA...)
+	update(t, f.db, func(tx casedesk.Tx) error {
+		var rs []casedesk.OutboxResult
+		for _, it := range append(slices.Clone(byA), byB...) {
+			rs = append(rs, casedesk.OutboxResult{TenantID: it.TenantID, ID: it.ID, State: casedesk.OutboxSent})
+		}
+		if err := tx.FinishOutboxItems(ctx(), rs); err != nil {
+			return err
+		}
+		return tx.FailOutbox(ctx(), f.tenant.ID, unowned[0].ID, "550 no")
+	})
+	for _, o := range findOutbox(t, f.db, all...) {
+		if o.ClaimedBy != "" || o.State == casedesk.OutboxSending {
+			t.Errorf("finished item = %+v, want no owner", o)
+		}
+	}
+	if got := owners(); len(got) != 0 {
+		t.Errorf("owners after finishing = %q", got)
+	}
+}
+
+// TestUnmarkOutboxSent: an item recorded as sent goes back to pending or
+// failed; anything else is refused.
+func TestUnmarkOutboxSent(t *testing.T) {
+	now := time.Date(1996, 7, 8, 10, 0, 0, 0, time.UTC)
+	f, other := newFixture(t, casestoreClock(&now)), newFixture(t, casestoreClock(&now))
+	items, theirs := f.enqueue(t, 3, casedesk.OutboxAck), other.enqueue(t, 1, casedesk.OutboxAck)[0]
+	claimAll(t, f.db, append(slices.Clone(items), theirs)...)
+	x, y, z := items[0], items[1], items[2]
+	update(t, f.db, func(tx casedesk.Tx) error {
+		if err := tx.MarkOutboxSent(ctx(), f.tenant.ID, x.ID); err != nil {
+			return err
+		}
+		if err := tx.MarkOutboxSent(ctx(), f.tenant.ID, y.ID); err != nil {
+			return err
+		}
+		return tx.MarkOutboxSent(ctx(), other.tenant.ID, theirs.ID)
+	})
+	now = now.Add(time.Minute)
+	retry := now.Add(10 * time.Minute)
+	update(t, f.db, func(tx casedesk.Tx) error {
+		if err := tx.UnmarkOutboxSent(ctx(), casedesk.OutboxResult{TenantID: f.tenant.ID, ID: x.ID,
+			State: casedesk.OutboxPending, NextAttemptAt: retry, Error: "451 try later"}); err != nil {
+			return err
+		}
+		return tx.UnmarkOutboxSent(ctx(), casedesk.OutboxResult{TenantID: f.tenant.ID, ID: y.ID,
+			State: casedesk.OutboxFailed, Error: "554 spam"})
+	})
+	got := findOutbox(t, f.db, x, y)
+	if o := got[x.ID]; o.State != casedesk.OutboxPending || !o.NextAttemptAt.Equal(retry) || !o.SentAt.IsZero() ||
+		o.LastError != "451 try later" || o.Attempts != 1 {
+		t.Errorf("x = %+v, want pending, due at %v", o, retry)
+	}
+	if o := got[y.ID]; o.State != casedesk.OutboxFailed || !o.SentAt.IsZero() || o.LastError != "554 spam" {
+		t.Errorf("y = %+v, want failed", o)
+	}
+
+	tests := []struct {
+		name string
+		r    casedesk.OutboxResult
+		code string
+	}{
+		{"still sending", casedesk.OutboxResult{TenantID: f.tenant.ID, ID: z.ID, State: casedesk.OutboxFailed}, casedesk.ECONFLICT},
+		{"pending already", casedesk.OutboxResult{TenantID: f.tenant.ID, ID: x.ID, State: casedesk.OutboxFailed}, casedesk.ECONFLICT},
+		{"unknown", casedesk.OutboxResult{TenantID: f.tenant.ID, ID: 99999999, State: casedesk.OutboxFailed}, casedesk.ENOTFOUND},
+		{"another tenant's", casedesk.OutboxResult{TenantID: f.tenant.ID, ID: theirs.ID, State: casedesk.OutboxFailed}, casedesk.ENOTFOUND},
+		{"to sent", casedesk.OutboxResult{TenantID: other.tenant.ID, ID: theirs.ID, State: casedesk.OutboxSent}, casedesk.EINVALID},
+		{"retry without a time", casedesk.OutboxResult{TenantID: other.tenant.ID, ID: theirs.ID, State: casedesk.OutboxPending}, casedesk.EINVALID},
+		{"no item", casedesk.OutboxResult{TenantID: f.tenant.ID, State: casedesk.OutboxFailed}, casedesk.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := f.db.Update(ctx(), func(tx casedesk.Tx) error { return tx.UnmarkOutboxSent(ctx(), tt.r) })
+			wantCode(t, err, tt.code)
+		})
+	}
+	err := f.db.View(ctx(), func(tx casedesk.Tx) error {
+		return tx.UnmarkOutboxSent(ctx(), casedesk.OutboxResult{TenantID: other.tenant.ID, ID: theirs.ID,
+			State: casedesk.OutboxFailed})
+	})
+	if err == nil {
+		t.Error("UnmarkOutboxSent wrote in a View")
+	}
+	if o := findOutbox(t, f.db, theirs)[theirs.ID]; o.State != casedesk.OutboxSent {
+		t.Errorf("their item = %+v, want still sent", o)
+	}
+
+	// x comes back when due; finish everything.
+	now = retry
+	claimAll(t, f.db, x)
+	update(t, f.db, func(tx casedesk.Tx) error {
+		return tx.FinishOutboxItems(ctx(), []casedesk.OutboxResult{
+			{TenantID: f.tenant.ID, ID: x.ID, State: casedesk.OutboxSent},
+			{TenantID: f.tenant.ID, ID: z.ID, State: casedesk.OutboxSent},
+		})
+	})
 }

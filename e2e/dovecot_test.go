@@ -38,7 +38,8 @@ const (
 // Dovecot is a real Dovecot IMAP server that one test started, listening on
 // a loopback port of its own with plain-text login, its mail, state and log
 // in a temporary directory. Every user name logs in with imapPassword and
-// has its own maildir.
+// has a mailbox of its own. Dovecot lowercases user names, so "Bob" and
+// "bob" are one user.
 type Dovecot struct {
 	dir  string // holds dovecot.conf, dovecot.log, run/, state/, mail/
 	addr string // 127.0.0.1:port of the IMAP listener

@@ -126,11 +126,12 @@ func TestKillDuringIngest(t *testing.T) {
 	st.start()
 	var processed float64
 	err := poll(30*time.Second, func() error {
+		// Killed once mail is both being stored and acknowledged.
 		processed = st.metrics()[`casedesk_messages_processed_total{mailbox="support@`+st.imap.Addr()+`/INBOX"}`]
-		if processed > 0 {
+		if processed > 0 && st.smtp.Count() > 0 {
 			return nil
 		}
-		return fmt.Errorf("nothing processed yet")
+		return fmt.Errorf("%v processed, %d acknowledged", processed, st.smtp.Count())
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +144,19 @@ func TestKillDuringIngest(t *testing.T) {
 	}
 
 	st.start()
-	st.smtp.WaitFor(t, 2*time.Minute, func(m []Received) bool { return len(m) >= n })
+	if _, err := st.smtp.waitFor(time.Minute, func(m []Received) bool { return len(m) >= n }); err != nil {
+		got := map[string]bool{}
+		for _, m := range st.smtp.Messages() {
+			got[m.Rcpt[0]] = true
+		}
+		var missing []string
+		for i := 0; i < n; i++ {
+			if a := fmt.Sprintf("c%d@customer.test", i); !got[a] {
+				missing = append(missing, a)
+			}
+		}
+		t.Fatalf("%d acknowledgements after the restart; none for %v; %d cases", len(got), missing, len(st.allCases()))
+	}
 	// Everything sent is recorded once the outbox is empty: nothing more
 	// can come after that.
 	if err := poll(time.Minute, func() error {

@@ -61,3 +61,57 @@ func TestSweepOutbox(t *testing.T) {
 	wantSummary(t, "default, 14 minutes", e.run(def, t0.Add(34*time.Minute)), Summary{KeyRequeued: 0})
 	wantSummary(t, "default, 16 minutes", e.run(def, t0.Add(36*time.Minute)), Summary{KeyRequeued: len(claimed)})
 }
+
+// TestSweepOutboxOwners: with a locker, the claims of a worker whose lock
+// is free are requeued at once, however young; a running worker's (its
+// lock held) wait for the claim timeout.
+func TestSweepOutboxOwners(t *testing.T) {
+	e := newEnv(t)
+	f := e.tenant("globex", casedesk.TenantSettings{})
+	c := f.pending(t0, "Printer jammed")
+	ctx := context.Background()
+	e.update(func(tx casedesk.Tx) error {
+		for i := range 3 {
+			if _, err := tx.EnqueueOutbox(ctx, casedesk.NewOutboxItem{TenantID: f.tenant.ID,
+				CaseID: c.ID, Kind: casedesk.OutboxReminder, To: f.requester.Email,
+				MessageID: fmt.Sprintf("owners.%d@globex.example", i)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	e.clock.Set(t0.Add(time.Minute))
+	live, err := e.db.TryLock(ctx, casedesk.OutboxWorkerLock("live-worker"))
+	if err != nil || live == nil {
+		t.Fatalf("TryLock = %v, %v", live, err)
+	}
+	defer live.Release()
+	var dead, alive []*casedesk.OutboxItem
+	e.update(func(tx casedesk.Tx) (err error) {
+		if dead, err = tx.ClaimOutboxFor(ctx, "dead-worker", 2); err != nil {
+			return err
+		}
+		alive, err = tx.ClaimOutboxFor(ctx, "live-worker", 1)
+		return err
+	})
+	if len(dead) != 2 || len(alive) != 1 {
+		t.Fatalf("claimed %d and %d items, want 2 and 1", len(dead), len(alive))
+	}
+	now := t0.Add(2 * time.Minute)
+	wantSummary(t, "without a locker", e.run(SweepOutbox(e.db, nil, 15*time.Minute), now), Summary{KeyRequeued: 0})
+	job := SweepOutbox(e.db, e.db, 15*time.Minute)
+	wantSummary(t, "dead worker", e.run(job, now), Summary{KeyRequeued: 2})
+	wantSummary(t, "again", e.run(job, now), Summary{KeyRequeued: 0})
+	for _, it := range dead {
+		var got *casedesk.OutboxItem
+		e.update(func(tx casedesk.Tx) (err error) {
+			got, err = tx.FindOutboxItem(ctx, f.tenant.ID, it.ID)
+			return err
+		})
+		if got.State != casedesk.OutboxPending || got.ClaimedBy != "" {
+			t.Errorf("dead worker's item %d after the sweep: %s by %q", it.ID, got.State, got.ClaimedBy)
+		}
+	}
+	live.Release()
+	wantSummary(t, "stopped worker", e.run(job, now), Summary{KeyRequeued: 1})
+}

@@ -43,12 +43,15 @@ type Scheduler struct {
 	ctx context.Context
 }
 
-// NewScheduler returns a scheduler for jobs. A job without a name or a
-// function, two jobs of one name, or a schedule robfig/cron cannot parse
-// (standard five fields, or descriptors such as "@every 1m" and
-// "@daily", in the process's time zone unless the spec starts with
+// NewScheduler returns a scheduler for jobs. A nil locker, a job without
+// a name or a function, two jobs of one name, or a schedule robfig/cron
+// cannot parse (standard five fields, or descriptors such as "@every 1m"
+// and "@daily"; in the process's time zone unless the spec starts with
 // "CRON_TZ=") are EINVALID.
 func NewScheduler(locker casedesk.Locker, jobs []Job, opts SchedulerOptions) (*Scheduler, error) {
+	if locker == nil {
+		return nil, casedesk.Errorf(casedesk.EINVALID, "a scheduler needs a locker")
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

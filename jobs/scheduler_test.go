@@ -233,13 +233,16 @@ func TestNewSchedulerErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewScheduler(nil, tt.jobs, SchedulerOptions{})
+			_, err := NewScheduler(fakeLocker{}, tt.jobs, SchedulerOptions{})
 			if casedesk.ErrorCode(err) != casedesk.EINVALID || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("NewScheduler = %v, want invalid mentioning %q", err, tt.want)
 			}
 		})
 	}
-	if _, err := NewScheduler(nil, []Job{AutoResolve(nil, AutoResolveOptions{}), SweepOutbox(nil, nil, 0),
+	if _, err := NewScheduler(nil, nil, SchedulerOptions{}); casedesk.ErrorCode(err) != casedesk.EINVALID {
+		t.Errorf("NewScheduler without a locker = %v", err)
+	}
+	if _, err := NewScheduler(fakeLocker{}, []Job{AutoResolve(nil, AutoResolveOptions{}), SweepOutbox(nil, nil, 0),
 		{Name: NameDeactivateUsers, Schedule: "0 3 * * *", Run: ok}}, SchedulerOptions{}); err != nil {
 		t.Errorf("the jobs of casedesk: %v", err)
 	}

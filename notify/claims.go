@@ -82,8 +82,9 @@ func instanceName() (string, error) {
 // with a Locker, at once those of every owner whose lock is free (see
 // casedesk.RequeueOrphanedOutboxClaims); and those claimed longer than
 // ClaimTimeout ago (claims without an owner, or whose owner's lock could
-// not be checked). Their messages never got the end of data, or were
-// recorded as sent: they go out once.
+// not be checked). A claimed item whose message the server took was
+// recorded as sent before its end of data, so what is swept up was not
+// delivered and goes out once.
 func (w *Worker) Sweep(ctx context.Context) (int, error) {
 	var total int
 	var errs []error

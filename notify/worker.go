@@ -37,8 +37,9 @@ type Mailer interface {
 // WorkerOptions configure a Worker; zero values take the defaults.
 type WorkerOptions struct {
 	// BatchSize is how many due items one claim takes (default 50). The
-	// items of a claim are sent one after the other over one connection
-	// and recorded in one transaction.
+	// items of a claim are sent one after the other over one connection,
+	// each recorded as sent in a transaction of its own before its end of
+	// data; the failures are recorded together after the batch.
 	BatchSize int
 	// PollInterval is how long an idle worker waits before it looks for
 	// due items again (default 1s); Wake cuts the wait short.
@@ -241,10 +242,11 @@ type Stats struct {
 	Unreachable bool
 }
 
-// Drain claims one batch of due items, sends them and records the
-// outcomes. It returns the batch's counts; an error means the batch could
-// not be claimed, loaded or recorded (recorded items stay claimed until
-// Sweep hands them out again).
+// Drain claims one batch of due items (under the worker's instance name,
+// see Owner), sends them and records the outcomes. It returns the batch's
+// counts; an error means the batch could not be claimed, loaded or
+// recorded (the items not recorded stay claimed until Sweep hands them out
+// again; those sent were recorded one by one before their end of data).
 func (w *Worker) Drain(ctx context.Context) (Stats, error) {
 	var items []*casedesk.OutboxItem
 	owner := w.Owner()
@@ -360,84 +362,10 @@ func (w *Worker) send(ctx context.Context, jobs []*job, stats *Stats) []outcome 
 			continue
 		}
 		o.raw = raw
-		err = w.mailer.SendCommit(ctx, msg, func() error { return w.commitSent(ctx, o) })
-		o.sendErr = err
-		var se *SendError
-		switch {
-		case o.committed && err == nil:
-			o.done = true
-			stats.Sent++
-			w.finished(*o, casedesk.OutboxSent)
-		case o.committed:
-			// Refused at the end of data, after the record: take it back
-			// now rather than after the batch, when a crash could leave a
-			// refused message recorded as sent. Should that fail, the
-			// batch's record tries again.
-			rerr := w.record(ctx, []outcome{*o}, stats)
-			o.done = rerr == nil
-			if rerr != nil {
-				w.log.Error("outbox item refused after it was recorded as sent", "outbox_id", j.item.ID,
-					"tenant_id", j.item.TenantID, "err", rerr)
-			}
-		case o.commitErr != nil && lost(o.commitErr):
-			// Another worker has the item now (a sweeper took it from
-			// this one); the server never got the end of data.
-			o.done = true
-			w.log.Warn("outbox item no longer claimed by this worker, not sent", "outbox_id", j.item.ID,
-				"tenant_id", j.item.TenantID, "err", o.commitErr)
-		case o.commitErr != nil:
-			// The store fails: the next items would too.
-			halt = err
-		case err == nil:
-			// A Mailer that did not call commit: recorded with the batch.
-		case ctx.Err() != nil:
-			halt, o.stopped = err, true
-		case errors.As(err, &se) && se.Stage == StageConnect:
-			// Every other item would fail the same way.
-			halt, stats.Unreachable = err, true
-			w.log.Warn("smtp server unreachable", "err", err)
-		}
+		o.sendErr = w.mailer.SendCommit(ctx, msg, func() error { return w.commitSent(ctx, o) })
+		halt = w.settle(ctx, o, stats)
 	}
 	return outcomes
-}
-
-// commitTimeout bounds the record of one item as sent, made while the
-// server waits for the end of its data.
-const commitTimeout = 30 * time.Second
-
-// commitSent records, in one short transaction, that o's item is sent and
-// stores the sent message (the exact bytes going out) on its case. It is
-// called before the end of data, and it runs to the end even when ctx
-// ends: once it returns nil the message goes out.
-func (w *Worker) commitSent(ctx context.Context, o *outcome) error {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	defer cancel()
-	it := o.job.item
-	err := w.store.Update(cctx, func(tx casedesk.Tx) error {
-		if err := tx.MarkOutboxSent(cctx, it.TenantID, it.ID); err != nil {
-			return err
-		}
-		if o.job.stored == nil {
-			return nil
-		}
-		if _, err := tx.AppendMessages(cctx, []casedesk.NewMessage{*o.job.stored}); err != nil {
-			return fmt.Errorf("store sent mail: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		o.commitErr = err
-		return fmt.Errorf("record outbox item %d as sent: %w", it.ID, err)
-	}
-	o.committed = true
-	return nil
-}
-
-// lost reports whether a record failed because the item is not claimed
-// any more (another worker finished or took it) or is gone.
-func lost(err error) bool {
-	code := casedesk.ErrorCode(err)
-	return code == casedesk.ECONFLICT || code == casedesk.ENOTFOUND
 }
 
 // build makes the MIME message and the bytes that will be sent; the bytes
