@@ -365,3 +365,24 @@ func RelaxedCommit(ctx context.Context) bool {
 	v, _ := ctx.Value(relaxedCommitKey{}).(bool)
 	return v
 }
+
+// commitSentKey carries the function WithCommitSent registers.
+type commitSentKey struct{}
+
+// WithCommitSent returns a context under which Update, once fn has
+// succeeded, sends the commit to the database and calls then at once,
+// before it waits for the answer. The commit and what then does (the end
+// of an SMTP message) thus leave the process back to back: a crash can
+// hardly fall between them. then is called at most once, and not at all
+// when the commit could not be sent; Update does not run fn again after
+// calling it. A store that cannot do this commits first and leaves then
+// uncalled, and the caller must notice.
+func WithCommitSent(ctx context.Context, then func()) context.Context {
+	return context.WithValue(ctx, commitSentKey{}, then)
+}
+
+// CommitSentHook returns the function WithCommitSent registered, or nil.
+func CommitSentHook(ctx context.Context) func() {
+	fn, _ := ctx.Value(commitSentKey{}).(func())
+	return fn
+}

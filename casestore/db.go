@@ -219,8 +219,32 @@ func (db *DB) runOnce(ctx context.Context, opts pgx.TxOptions, fn func(casedesk.
 	if err := fn(t); err != nil {
 		return err
 	}
+	if then := casedesk.CommitSentHook(ctx); then != nil && opts.AccessMode != pgx.ReadOnly {
+		return commitThen(ctx, ptx, then)
+	}
 	if err := ptx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", mapError(err))
+	}
+	return nil
+}
+
+// commitThen sends COMMIT, calls then as soon as it is written to the
+// connection, and only then reads the answer (casedesk.WithCommitSent).
+// Its errors are never retried: then has run.
+func commitThen(ctx context.Context, ptx pgx.Tx, then func()) error {
+	conn := ptx.Conn().PgConn()
+	res := conn.Exec(ctx, "COMMIT")
+	if !conn.IsClosed() {
+		then()
+	}
+	results, err := res.ReadAll()
+	if err != nil {
+		return &casedesk.Error{Code: casedesk.EUNAVAILABLE, Message: "commit: " + mapError(err).Error()}
+	}
+	if len(results) != 1 || results[0].CommandTag.String() != "COMMIT" {
+		// The transaction had failed; PostgreSQL answers COMMIT with
+		// ROLLBACK.
+		return casedesk.Errorf(casedesk.ECONFLICT, "commit: the transaction was rolled back")
 	}
 	return nil
 }

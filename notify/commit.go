@@ -62,7 +62,7 @@ const commitTimeout = 30 * time.Second
 // stores the sent message (the exact bytes going out) on its case. It is
 // called before the end of data, and it runs to the end even when ctx
 // ends: once it returns nil the message goes out.
-func (w *Worker) commitSent(ctx context.Context, o *outcome) error {
+func (w *Worker) commitSent(ctx context.Context, o *outcome, endData func()) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
 	// Not waiting for the disk keeps the time between the commit and the
@@ -70,6 +70,9 @@ func (w *Worker) commitSent(ctx context.Context, o *outcome) error {
 	// worker fast. Only a crash of the database server could lose this
 	// record; the mail is then sent once more, under the same Message-ID.
 	cctx = casedesk.WithRelaxedCommit(cctx)
+	// The end of data leaves right behind the COMMIT, before its answer:
+	// a crash between the two is a matter of one system call.
+	cctx = casedesk.WithCommitSent(cctx, endData)
 	it := o.job.item
 	err := w.store.Update(cctx, func(tx casedesk.Tx) error {
 		if err := tx.MarkOutboxSent(cctx, it.TenantID, it.ID); err != nil {

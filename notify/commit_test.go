@@ -80,7 +80,7 @@ func TestSendCommitBeforeEndOfData(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(t.Context())
 		calls := 0
-		err = s.SendCommit(ctx, m, func() error {
+		err = s.SendCommit(ctx, m, func(func()) error {
 			calls++
 			waitFor(t, "the content at the server", func() bool {
 				return srv.dataStarted() == i+1 && srv.contentRead() == int64(len(raw))
@@ -111,7 +111,7 @@ func TestSendCommitFails(t *testing.T) {
 	srv := newTestServer(t, serverOptions{})
 	s := newTestSender(t, srv.config())
 	gone := errors.New("database gone")
-	err := s.SendCommit(t.Context(), testMsg(t, 1), func() error { return gone })
+	err := s.SendCommit(t.Context(), testMsg(t, 1), func(func()) error { return gone })
 	se := asSendError(t, err)
 	if se.Stage != StageCommit || se.Permanent || IsPermanent(err) || !errors.Is(err, gone) {
 		t.Errorf("got %+v, want a temporary commit failure wrapping the commit's error", se)
@@ -120,7 +120,7 @@ func TestSendCommitFails(t *testing.T) {
 	if n := srv.accepted(); n != 0 {
 		t.Fatalf("the server took %d messages whose commit failed", n)
 	}
-	if err := s.SendCommit(t.Context(), testMsg(t, 2), func() error { return nil }); err != nil {
+	if err := s.SendCommit(t.Context(), testMsg(t, 2), func(func()) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if srv.accepted() != 1 || srv.connections() != 2 {
@@ -135,12 +135,12 @@ func TestSendCommitThenRefused(t *testing.T) {
 	s := newTestSender(t, srv.config())
 	srv.failNext("data", 1, fault{code: 554, enhanced: [3]int{5, 7, 1}, text: "Message looks like spam"})
 	committed := false
-	err := s.SendCommit(t.Context(), testMsg(t, 1), func() error { committed = true; return nil })
+	err := s.SendCommit(t.Context(), testMsg(t, 1), func(func()) error { committed = true; return nil })
 	se := asSendError(t, err)
 	if !committed || se.Stage != StageData || se.Code != 554 || !se.Permanent {
 		t.Errorf("committed %v, got %+v; want a permanent refusal at the end of data after the commit", committed, se)
 	}
-	if err := s.SendCommit(t.Context(), testMsg(t, 2), func() error { return nil }); err != nil {
+	if err := s.SendCommit(t.Context(), testMsg(t, 2), func(func()) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if srv.accepted() != 1 || srv.connections() != 1 {

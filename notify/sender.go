@@ -151,7 +151,7 @@ func (s *Sender) Send(ctx context.Context, msg *mail.Msg) error {
 // that dies after commit returned has already handed the end of data to
 // the kernel, or is a few instructions away from it, so what commit
 // records and what the server receives agree.
-func (s *Sender) SendCommit(ctx context.Context, msg *mail.Msg, commit func() error) error {
+func (s *Sender) SendCommit(ctx context.Context, msg *mail.Msg, commit func(endData func()) error) error {
 	if msg == nil {
 		return casedesk.Errorf(casedesk.EINVALID, "no message to send")
 	}
@@ -273,7 +273,7 @@ func (s *Sender) dial(ctx context.Context, network, addr string) (net.Conn, erro
 // send runs one mail transaction on the current connection, with commit
 // (if any) before the end of data, and decides whether the connection can
 // be kept. Until commit is called, cancelling ctx cuts the connection.
-func (s *Sender) send(ctx context.Context, msg *mail.Msg, commit func() error, reused bool) error {
+func (s *Sender) send(ctx context.Context, msg *mail.Msg, commit func(endData func()) error, reused bool) error {
 	stop := context.AfterFunc(ctx, s.conn.cut)
 	data, se := s.transfer(msg, reused)
 	if se == nil && commit != nil {
@@ -359,21 +359,40 @@ func (s *Sender) transfer(msg *mail.Msg, reused bool) (io.WriteCloser, *SendErro
 	return data, nil
 }
 
-// commitAndEnd calls commit and then ends the data: the server takes the
-// message only if commit succeeded.
-func (s *Sender) commitAndEnd(data io.WriteCloser, commit func() error) error {
-	if err := commit(); err != nil {
-		// Without the end of data the server discards the message.
-		s.drop()
-		return &SendError{Stage: StageCommit, Text: oneLine(err.Error()), Err: err}
-	}
-	// The commit may have taken a while: the end of data and the answer
-	// get the whole timeout.
+// commitAndEnd calls commit and ends the data either from inside it (the
+// store sends the end of data right behind its COMMIT) or after it
+// returned nil: the server takes the message only when commit succeeded,
+// or is at least on its way to the database.
+func (s *Sender) commitAndEnd(data io.WriteCloser, commit func(endData func()) error) error {
+	// The end of data and the answer get the whole timeout, however long
+	// the message took.
 	if err := s.client.UpdateDeadline(s.cfg.timeout()); err != nil {
 		s.drop()
 		return &SendError{Stage: StageData, Text: oneLine(err.Error()), Err: err}
 	}
-	return s.settle(s.endData(data))
+	ended := false
+	var endErr *SendError
+	err := commit(func() {
+		if !ended {
+			ended = true
+			endErr = s.endData(data)
+		}
+	})
+	switch {
+	case err != nil && !ended:
+		// Without the end of data the server discards the message.
+		s.drop()
+		return &SendError{Stage: StageCommit, Text: oneLine(err.Error()), Err: err}
+	case err != nil:
+		// The end of data went out behind a COMMIT that then failed: the
+		// server may have the message while the outbox does not say so.
+		// The item is sent again later, under the same Message-ID.
+		s.settle(endErr)
+		return &SendError{Stage: StageCommit, Text: "after the end of data: " + oneLine(err.Error()), Err: err}
+	case !ended:
+		endErr = s.endData(data)
+	}
+	return s.settle(endErr)
 }
 
 // endData sends the final "." and reads the server's answer to the

@@ -29,7 +29,11 @@ type Mailer interface {
 	// fails the server must be left without the end of data, and once it
 	// succeeded the end of data must go out even if ctx ends (see
 	// Sender.SendCommit).
-	SendCommit(ctx context.Context, msg *mail.Msg, commit func() error) error
+	// commit gets the function that sends the end of data; it may call
+	// it right after its own commit is on the way to the database (see
+	// casedesk.WithCommitSent), or leave it to SendCommit after it
+	// returned nil.
+	SendCommit(ctx context.Context, msg *mail.Msg, commit func(endData func()) error) error
 	// Close ends the connection kept across a batch.
 	Close() error
 }
@@ -362,7 +366,7 @@ func (w *Worker) send(ctx context.Context, jobs []*job, stats *Stats) []outcome 
 			continue
 		}
 		o.raw = raw
-		o.sendErr = w.mailer.SendCommit(ctx, msg, func() error { return w.commitSent(ctx, o) })
+		o.sendErr = w.mailer.SendCommit(ctx, msg, func(endData func()) error { return w.commitSent(ctx, o, endData) })
 		halt = w.settle(ctx, o, stats)
 	}
 	return outcomes
