@@ -36,7 +36,7 @@ func (s *syncBuffer) String() string {
 
 // uniqueTenant is a tenant slug of this test's own: tests share the
 // package database.
-func uniqueTenant(t *testing.T) string {
+func uniqueTenant() string {
 	return fmt.Sprintf("t%d", time.Now().UnixNano())
 }
 
@@ -65,7 +65,7 @@ func TestServeRefusesOldSchema(t *testing.T) {
 }
 
 func TestInitIsIdempotent(t *testing.T) {
-	cfg := Config{DatabaseURL: casestoretest.URL(t), SupportAddress: "help@init.example", Tenant: uniqueTenant(t)}
+	cfg := Config{DatabaseURL: casestoretest.URL(t), SupportAddress: "help@init.example", Tenant: uniqueTenant()}
 	ctx := context.Background()
 	m, out, _ := testMain(t, cfg)
 	if err := m.Run(ctx, []string{"init"}); err != nil {
@@ -109,7 +109,7 @@ func authenticate(t *testing.T, m *Main, key string) *casedesk.Principal {
 }
 
 func TestBootstrapKey(t *testing.T) {
-	cfg := Config{DatabaseURL: casestoretest.URL(t), SupportAddress: "help@boot.example", Tenant: uniqueTenant(t)}
+	cfg := Config{DatabaseURL: casestoretest.URL(t), SupportAddress: "help@boot.example", Tenant: uniqueTenant()}
 	ctx := context.Background()
 	m, _, _ := testMain(t, cfg)
 	if err := m.Run(ctx, []string{"init"}); err != nil {
@@ -221,7 +221,7 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 
 func TestServeWithBadMailServersKeepsRunning(t *testing.T) {
 	key := ""
-	cfg := Config{SupportAddress: "help@serve.example", Tenant: uniqueTenant(t), SMTPConnections: 1,
+	cfg := Config{SupportAddress: "help@serve.example", Tenant: uniqueTenant(), SMTPConnections: 1,
 		IMAPURLs: []string{"imaps://nobody:hunter2@", "imap://support:hunter2@127.0.0.1:1/INBOX"},
 		SMTPURL:  "smtp://mail:hunter2@127.0.0.1:1?tls=bogus"}
 	// A key for the tenant serve creates: init it first to learn its ID.
