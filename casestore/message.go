@@ -68,7 +68,12 @@ WITH input AS (
 		last_agent_reply_at = CASE WHEN counts.visible THEN $22 ELSE c.last_agent_reply_at END,
 		first_response_at = CASE WHEN counts.visible THEN coalesce(c.first_response_at, $22)
 			ELSE c.first_response_at END
-	FROM counts WHERE c.tenant_id = $1 AND c.id = counts.case_id
+	-- The range of the input's case ids ($24, $25) bounds the scan of
+	-- cases whatever plan is cached: a generic plan made while the tenant
+	-- had a handful of cases hashes all of them otherwise, on every append,
+	-- for as long as the connection lives (on a database that is never
+	-- analysed). A range, unlike = ANY, is always an index condition.
+	FROM counts WHERE c.tenant_id = $1 AND c.id BETWEEN $24 AND $25 AND c.id = counts.case_id
 	RETURNING c.id, c.merged_into
 )
 -- A case merged while this statement waited for its row lock (the merge
@@ -127,6 +132,7 @@ type appendColumns struct {
 	class, mailbox, comp      []string
 	rawSize                   []int32
 	visible                   []bool
+	minCase, maxCase          int64 // the range of caseID
 }
 
 func newAppendColumns(n int) *appendColumns {
@@ -139,7 +145,7 @@ func newAppendColumns(n int) *appendColumns {
 func (c *appendColumns) args(tenantID int64, now time.Time) []any {
 	return []any{tenantID, c.caseID, c.messageID, c.sha, c.inReplyTo, c.refs, c.dir, c.author,
 		c.contactID, c.userID, c.from, c.to, c.cc, c.subject, c.text, c.html, c.class,
-		c.mailbox, c.rawSize, c.comp, c.data, now, c.visible}
+		c.mailbox, c.rawSize, c.comp, c.data, now, c.visible, c.minCase, c.maxCase}
 }
 
 // newStoredMessage cleans a new message into its stored form and adds it to
@@ -171,6 +177,10 @@ func (t *tx) newStoredMessage(n *casedesk.NewMessage, c *appendColumns) (*casede
 	if err := errors.Join(err, err2, err3, err4); err != nil {
 		return nil, fmt.Errorf("encode message: %w", err)
 	}
+	if len(c.caseID) == 0 || m.CaseID < c.minCase {
+		c.minCase = m.CaseID
+	}
+	c.maxCase = max(c.maxCase, m.CaseID)
 	c.caseID = append(c.caseID, &m.CaseID)
 	c.messageID = append(c.messageID, msgID)
 	c.sha, c.data = append(c.sha, m.RawSHA256), append(c.data, data)

@@ -1,8 +1,9 @@
 // Package jobs holds casedesk's scheduled jobs (auto-resolve, the outbox
-// sweeper) and the Scheduler that runs them on robfig/cron schedules. Each
-// job is a plain function of the instant it runs for, so that tests and
-// "casedesk run-job NAME --now TIME" can run it once at any instant, and
-// each run holds the job's lock, so that one replica at a time runs it.
+// sweeper, planner statistics) and the Scheduler that runs them on
+// robfig/cron schedules. Each job is a plain function of the instant it
+// runs for, so that tests and "casedesk run-job NAME --now TIME" can run it
+// once at any instant, and each run holds the job's lock, so that one
+// replica at a time runs it.
 package jobs
 
 import (
@@ -21,6 +22,7 @@ const (
 	NameAutoResolve     = "auto-resolve"
 	NameOutboxSweep     = "outbox-sweep"
 	NameDeactivateUsers = "deactivate-users"
+	NameAnalyze         = "analyze"
 )
 
 // DefaultSchedule is the schedule of a job built without one.

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -114,4 +115,26 @@ func TestSweepOutboxOwners(t *testing.T) {
 	}
 	live.Release()
 	wantSummary(t, "stopped worker", e.run(job, now), Summary{KeyRequeued: 1})
+}
+
+type fakeAnalyzer struct {
+	tables []string
+	err    error
+}
+
+func (f fakeAnalyzer) AnalyzeStale(context.Context) ([]string, error) { return f.tables, f.err }
+
+func TestAnalyzeJob(t *testing.T) {
+	job := Analyze(fakeAnalyzer{tables: []string{"cases", "messages"}})
+	if job.Name != NameAnalyze || job.Schedule != AnalyzeSchedule {
+		t.Errorf("job %q on %q", job.Name, job.Schedule)
+	}
+	sum, err := job.Run(context.Background(), time.Now())
+	if err != nil || sum[KeyAnalyzed] != 2 {
+		t.Errorf("run = %v, %v; want analyzed=2", sum, err)
+	}
+	boom := errors.New("connection refused")
+	if _, err := Analyze(fakeAnalyzer{err: boom}).Run(context.Background(), time.Now()); !errors.Is(err, boom) {
+		t.Errorf("run with a failing analyzer = %v, want its error", err)
+	}
 }
