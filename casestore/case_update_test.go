@@ -721,6 +721,34 @@ func TestSearchWithoutNotes(t *testing.T) {
 	}
 }
 
+// TestSearchSkipsSystemMail checks that the mail casedesk writes itself
+// (an acknowledgement here) is not indexed, while an agent's reply is:
+// the template's words are in every case.
+func TestSearchSkipsSystemMail(t *testing.T) {
+	s := newSearchFixture(t)
+	c := s.cases["Password reset"]
+	update(t, s.db, func(tx casedesk.Tx) error {
+		for _, author := range []casedesk.AuthorKind{casedesk.AuthorSystem, casedesk.AuthorAgent} {
+			n := s.inbound(c.ID, randHex(8)+"@mail.example")
+			n.Direction, n.AuthorKind, n.ContactID, n.Class = casedesk.Outbound, author, 0, "ack"
+			n.Text = "we received your request (" + string(author) + " wombat)"
+			if author == casedesk.AuthorAgent {
+				n.Class = "reply"
+			}
+			if _, _, err := tx.AppendMessage(ctx(), n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if got := s.subjects(t, casedesk.CaseFilter{Q: "agent wombat"}); !slices.Equal(got, []string{"Password reset"}) {
+		t.Errorf("an agent's reply was not indexed: %q", got)
+	}
+	if got := s.subjects(t, casedesk.CaseFilter{Q: "system wombat"}); len(got) != 0 {
+		t.Errorf("an acknowledgement was indexed: %q", got)
+	}
+}
+
 func TestSearchTooBroad(t *testing.T) {
 	s := &searchFixture{fixture: newFixture(t, casestore.WithSearchTimeout(time.Nanosecond)), cases: map[string]*casedesk.Case{}}
 	s.searchCase(t, "Printer on fire", "toner", casedesk.Address{Email: "bob@builders.example"})

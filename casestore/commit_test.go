@@ -3,9 +3,13 @@ package casestore_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"testing"
+	"time"
 
 	"github.com/casedesk/casedesk"
+	"github.com/casedesk/casedesk/casestore"
+	"github.com/casedesk/casedesk/casestore/casestoretest"
 )
 
 // TestCommitSent checks the hook of casedesk.WithCommitSent: called once,
@@ -44,4 +48,43 @@ func TestCommitSent(t *testing.T) {
 		return err
 	})
 	wantCode(t, err, casedesk.ENOTFOUND)
+}
+
+// TestCommitSentReturnsConnection checks that a transaction ended by the
+// commit-sent path gives its connection back: with a pool of one, the
+// next transactions would wait for ever otherwise.
+func TestCommitSentReturnsConnection(t *testing.T) {
+	u, err := url.Parse(casestoretest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", "1")
+	u.RawQuery = q.Encode()
+	db, err := casestore.Open(ctx(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not deferred: Close waits for a leaked connection for ever.
+	for i := range 3 {
+		calls := 0
+		hctx, cancel := context.WithTimeout(casedesk.WithCommitSent(context.Background(), func() { calls++ }), 5*time.Second)
+		err := db.Update(hctx, func(tx casedesk.Tx) error {
+			_, err := tx.CreateTenant(hctx, casedesk.NewTenant{Slug: "conn-" + randHex(4), Name: "Hooked"})
+			return err
+		})
+		cancel()
+		if err != nil || calls != 1 {
+			t.Fatalf("hooked Update %d = %v, hook called %d times", i, err, calls)
+		}
+	}
+	tctx, cancel := context.WithTimeout(ctx(), 5*time.Second)
+	defer cancel()
+	if err := db.Update(tctx, func(tx casedesk.Tx) error {
+		_, err := tx.CreateTenant(tctx, casedesk.NewTenant{Slug: "plain-" + randHex(4), Name: "Plain"})
+		return err
+	}); err != nil {
+		t.Fatalf("Update after hooked ones: %v", err)
+	}
+	db.Close()
 }

@@ -210,16 +210,32 @@ func (db *DB) runOnce(ctx context.Context, opts pgx.TxOptions, fn func(casedesk.
 		// One round trip: BEGIN and the setting go as one simple query.
 		opts.BeginQuery = "BEGIN; SET LOCAL synchronous_commit TO off"
 	}
-	ptx, err := db.pool.BeginTx(ctx, opts)
+	// The connection is taken apart from the transaction so that one
+	// ended by commitThen (whose COMMIT pgx does not see) goes back to the
+	// pool without a ROLLBACK, which would cost a round trip.
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: acquire connection: %w", err)
+	}
+	defer conn.Release()
+	ptx, err := conn.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer ptx.Rollback(ctx)
+	ended := false
+	defer func() {
+		if !ended {
+			ptx.Rollback(ctx)
+		}
+	}()
 	t := &tx{tx: ptx, db: db, now: db.clock()}
 	if err := fn(t); err != nil {
 		return err
 	}
 	if then := casedesk.CommitSentHook(ctx); then != nil && opts.AccessMode != pgx.ReadOnly {
+		// Committed or rolled back, the transaction is over; on a broken
+		// connection the pool drops it at Release.
+		ended = true
 		return commitThen(ctx, ptx, then)
 	}
 	if err := ptx.Commit(ctx); err != nil {

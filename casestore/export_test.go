@@ -2,7 +2,7 @@ package casestore
 
 import "context"
 
-// AnalyzeStaleAnyway is AnalyzeStale as if autovacuum were off.
-func (db *DB) AnalyzeStaleAnyway(ctx context.Context) ([]string, error) {
-	return db.analyzeStale(ctx)
+// MaintainAnyway is Maintain as if autovacuum were off.
+func (db *DB) MaintainAnyway(ctx context.Context) (Maintenance, error) {
+	return db.maintain(ctx)
 }

@@ -43,7 +43,7 @@ WITH input AS (
 		text_body, html_body, class, mailbox, raw_size, $22
 	FROM input ORDER BY ord
 	ON CONFLICT DO NOTHING
-	RETURNING id, case_id, message_id, raw_sha256
+	RETURNING id, case_id, message_id, raw_sha256, author_kind
 ), raw AS (
 	-- A row with raw bytes has a sha256, and an inserted row's key is
 	-- unique, so each inserted row meets the input row it came from.
@@ -55,8 +55,11 @@ WITH input AS (
 	ORDER BY m.id, i.ord
 ), queued AS (
 	-- The search indexer computes the message's words later, outside
-	-- this transaction (migration 00003).
-	INSERT INTO search_queue (message_id, tenant_id) SELECT id, $1 FROM m
+	-- this transaction (migration 00003). Mail casedesk writes itself
+	-- (acknowledgements, reminders, notices) is not indexed: it is the
+	-- same template in every case, and a search for one of its words
+	-- would match them all.
+	INSERT INTO search_queue (message_id, tenant_id) SELECT id, $1 FROM m WHERE author_kind <> 'system'
 ), counts AS (
 	-- Customer-visible agent messages always carry a Message-ID
 	-- (NewMessage.Validate), so they are found by it.

@@ -32,7 +32,7 @@ func TestOutboxDepth(t *testing.T) {
 	}
 }
 
-func TestAnalyzeStale(t *testing.T) {
+func TestMaintain(t *testing.T) {
 	dbURL := casestoretest.EmptyDatabase(t)
 	db, err := casestore.Open(ctx(), dbURL)
 	if err != nil {
@@ -47,22 +47,26 @@ func TestAnalyzeStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx())
-	// addContacts adds 300 contacts to a new tenant and has the session
-	// report its row counts at once rather than within 10 s.
-	addContacts := func(slug string) {
+	// exec runs sql and has the session report its row counts at once
+	// rather than within 10 s.
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx(), sql, args...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx(), `SELECT pg_stat_force_next_flush()`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addContacts := func(slug string, n int) {
 		t.Helper()
 		var tenant *casedesk.Tenant
 		update(t, db, func(tx casedesk.Tx) (err error) {
 			tenant, err = tx.CreateTenant(ctx(), casedesk.NewTenant{Slug: slug, Name: slug, SupportAddress: "support@" + slug + ".example"})
 			return err
 		})
-		if _, err := conn.Exec(ctx(), `INSERT INTO contacts (tenant_id, email, created_at, updated_at)
-			SELECT $1, 'c' || g || '@customer.example', now(), now() FROM generate_series(1, 300) g`, tenant.ID); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Exec(ctx(), `SELECT pg_stat_force_next_flush()`); err != nil {
-			t.Fatal(err)
-		}
+		exec(`INSERT INTO contacts (tenant_id, email, created_at, updated_at)
+			SELECT $1, 'c' || g || '@customer.example', now(), now() FROM generate_series(1, $2) g`, tenant.ID, n)
 	}
 	reltuples := func() (n float64) {
 		t.Helper()
@@ -71,54 +75,112 @@ func TestAnalyzeStale(t *testing.T) {
 		}
 		return n
 	}
-	// analyse runs analyze until it analyses contacts or 10 s have passed.
-	analyse := func(analyze func(context.Context) ([]string, error)) (got []string) {
+	// counted waits until the statistics views show at least n for the
+	// contacts' counter col: what a session reports takes a moment.
+	counted := func(col string, n int) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if got, err = analyze(ctx()); err != nil {
+		var got int
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if err := conn.QueryRow(ctx(), `SELECT `+col+` FROM pg_stat_user_tables WHERE relid = 'contacts'::regclass`).Scan(&got); err != nil {
 				t.Fatal(err)
 			}
-			if slices.Contains(got, "contacts") {
-				break
+			if got >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("contacts' %s stays at %d, want %d", col, got, n)
 			}
 		}
-		return got
+	}
+	maintain := func(run func(context.Context) (casestore.Maintenance, error)) casestore.Maintenance {
+		t.Helper()
+		m, err := run(ctx())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
 	}
 
-	addContacts("acme")
+	// A table never analysed gets statistics as soon as it has rows.
+	addContacts("acme", 300)
 	if n := reltuples(); n >= 0 {
 		t.Fatalf("contacts has statistics (reltuples %v) before any ANALYZE; the test proves nothing", n)
 	}
-	if got := analyse(db.AnalyzeStaleAnyway); !slices.Contains(got, "contacts") {
-		t.Fatalf("contacts grew by 300 rows and was not analysed: %v", got)
+	counted("n_live_tup", 300)
+	if m := maintain(db.MaintainAnyway); !slices.Contains(m.Analyzed, "contacts") {
+		t.Fatalf("contacts got 300 rows and was not analysed: %+v", m)
 	}
 	if n := reltuples(); n != 300 {
 		t.Errorf("contacts' statistics count %v rows, want 300", n)
 	}
-	again, err := db.AnalyzeStaleAnyway(ctx())
-	if err != nil {
-		t.Fatal(err)
+	// Then again once it has more than doubled, not before.
+	addContacts("more", 500)
+	counted("n_mod_since_analyze", 500)
+	if m := maintain(db.MaintainAnyway); slices.Contains(m.Analyzed, "contacts") {
+		t.Errorf("contacts analysed again after growing from 300 to 800 rows: %+v", m)
 	}
-	if slices.Contains(again, "contacts") {
-		t.Errorf("second run analysed contacts again: %v", again)
+	addContacts("most", 400)
+	counted("n_mod_since_analyze", 900)
+	if m := maintain(db.MaintainAnyway); !slices.Contains(m.Analyzed, "contacts") {
+		t.Errorf("contacts not analysed again after growing from 300 to 1,200 rows: %+v", m)
 	}
 
-	// AnalyzeStale leaves the work to autovacuum where it runs.
-	addContacts("other")
+	// A table is vacuumed once its dead rows pass 20% of it.
+	exec(`UPDATE contacts SET name = 'x' WHERE id IN (SELECT id FROM contacts ORDER BY id LIMIT 100)`)
+	counted("n_dead_tup", 100)
+	if m := maintain(db.MaintainAnyway); slices.Contains(m.Vacuumed, "contacts") {
+		t.Errorf("contacts vacuumed with 100 dead rows of 1,200: %+v", m)
+	}
+	exec(`UPDATE contacts SET name = 'y' WHERE id IN (SELECT id FROM contacts ORDER BY id LIMIT 300)`)
+	counted("n_dead_tup", 400)
+	if m := maintain(db.MaintainAnyway); !slices.Contains(m.Vacuumed, "contacts") {
+		t.Errorf("contacts not vacuumed with 400 dead rows of 1,200: %+v", m)
+	}
+	dead := func() (n int) {
+		t.Helper()
+		if err := conn.QueryRow(ctx(), `SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'contacts'::regclass`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := dead(); n != 0 {
+		t.Errorf("contacts has %d dead rows after its VACUUM", n)
+	}
+	// Or once they pass the table's own autovacuum threshold, as the
+	// queues have (migration 00006).
+	exec(`ALTER TABLE contacts SET (autovacuum_vacuum_threshold = 10, autovacuum_vacuum_scale_factor = 0)`)
+	exec(`UPDATE contacts SET name = 'z' WHERE id IN (SELECT id FROM contacts ORDER BY id LIMIT 20)`)
+	counted("n_dead_tup", 20)
+	if m := maintain(db.MaintainAnyway); !slices.Contains(m.Vacuumed, "contacts") {
+		t.Errorf("contacts not vacuumed with 20 dead rows over its threshold of 10: %+v", m)
+	}
+	for _, queue := range []string{"outbox", "search_queue"} {
+		var opts []string
+		if err := conn.QueryRow(ctx(), `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = $1::regclass`, queue).Scan(&opts); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(opts, "autovacuum_vacuum_scale_factor=0") {
+			t.Errorf("%s has options %v, want a vacuum threshold that does not grow with it", queue, opts)
+		}
+	}
+
+	// Maintain leaves the work to autovacuum where it runs.
+	addContacts("other", 3000)
 	var autovacuum bool
 	if err := conn.QueryRow(ctx(), `SELECT current_setting('autovacuum')::boolean`).Scan(&autovacuum); err != nil {
 		t.Fatal(err)
 	}
 	if autovacuum {
-		if got, err := db.AnalyzeStale(ctx()); err != nil || len(got) != 0 {
-			t.Errorf("autovacuum is on, and AnalyzeStale analysed %v (%v)", got, err)
+		if m, err := db.Maintain(ctx()); err != nil || len(m.Analyzed)+len(m.Vacuumed) != 0 {
+			t.Errorf("autovacuum is on, and Maintain did %+v (%v)", m, err)
 		}
 		return
 	}
-	if got := analyse(db.AnalyzeStale); !slices.Contains(got, "contacts") {
-		t.Errorf("autovacuum is off, and AnalyzeStale did not analyse contacts after 300 more rows: %v", got)
+	counted("n_mod_since_analyze", 3000)
+	if m := maintain(db.Maintain); !slices.Contains(m.Analyzed, "contacts") {
+		t.Errorf("autovacuum is off, and Maintain did not analyse contacts after 3,000 more rows: %+v", m)
 	}
-	if n := reltuples(); n != 600 {
-		t.Errorf("contacts' statistics count %v rows, want 600", n)
+	if n := reltuples(); n != 4200 {
+		t.Errorf("contacts' statistics count %v rows, want 4,200", n)
 	}
 }

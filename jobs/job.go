@@ -1,5 +1,5 @@
 // Package jobs holds casedesk's scheduled jobs (auto-resolve, the outbox
-// sweeper, planner statistics) and the Scheduler that runs them on
+// sweeper, database upkeep) and the Scheduler that runs them on
 // robfig/cron schedules. Each job is a plain function of the instant it
 // runs for, so that tests and "casedesk run-job NAME --now TIME" can run it
 // once at any instant, and each run holds the job's lock, so that one
@@ -22,7 +22,7 @@ const (
 	NameAutoResolve     = "auto-resolve"
 	NameOutboxSweep     = "outbox-sweep"
 	NameDeactivateUsers = "deactivate-users"
-	NameAnalyze         = "analyze"
+	NameMaintain        = "db-maintenance"
 )
 
 // DefaultSchedule is the schedule of a job built without one.

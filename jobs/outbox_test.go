@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/casedesk/casedesk"
+	"github.com/casedesk/casedesk/casestore"
 )
 
 func TestSweepOutbox(t *testing.T) {
@@ -117,24 +118,26 @@ func TestSweepOutboxOwners(t *testing.T) {
 	wantSummary(t, "stopped worker", e.run(job, now), Summary{KeyRequeued: 1})
 }
 
-type fakeAnalyzer struct {
-	tables []string
-	err    error
+type fakeMaintainer struct {
+	done casestore.Maintenance
+	err  error
 }
 
-func (f fakeAnalyzer) AnalyzeStale(context.Context) ([]string, error) { return f.tables, f.err }
+func (f fakeMaintainer) Maintain(context.Context) (casestore.Maintenance, error) {
+	return f.done, f.err
+}
 
-func TestAnalyzeJob(t *testing.T) {
-	job := Analyze(fakeAnalyzer{tables: []string{"cases", "messages"}})
-	if job.Name != NameAnalyze || job.Schedule != AnalyzeSchedule {
+func TestMaintainJob(t *testing.T) {
+	job := Maintain(fakeMaintainer{done: casestore.Maintenance{Vacuumed: []string{"outbox"}, Analyzed: []string{"cases", "messages"}}})
+	if job.Name != NameMaintain || job.Schedule != MaintainSchedule {
 		t.Errorf("job %q on %q", job.Name, job.Schedule)
 	}
 	sum, err := job.Run(context.Background(), time.Now())
-	if err != nil || sum[KeyAnalyzed] != 2 {
-		t.Errorf("run = %v, %v; want analyzed=2", sum, err)
+	if err != nil || sum[KeyAnalyzed] != 2 || sum[KeyVacuumed] != 1 {
+		t.Errorf("run = %v, %v; want analyzed=2 vacuumed=1", sum, err)
 	}
 	boom := errors.New("connection refused")
-	if _, err := Analyze(fakeAnalyzer{err: boom}).Run(context.Background(), time.Now()); !errors.Is(err, boom) {
-		t.Errorf("run with a failing analyzer = %v, want its error", err)
+	if _, err := Maintain(fakeMaintainer{err: boom}).Run(context.Background(), time.Now()); !errors.Is(err, boom) {
+		t.Errorf("run with a failing maintainer = %v, want its error", err)
 	}
 }

@@ -39,8 +39,9 @@ Commands:
 	init                        create the default tenant and an admin user if
 	                            missing, and print a new admin API key
 	run-job NAME [--now TIME]   run one scheduled job once (auto-resolve,
-	                            outbox-sweep, deactivate-users, analyze); TIME is
-	                            RFC 3339 or an offset from now such as +96h
+	                            outbox-sweep, deactivate-users, db-maintenance);
+	                            TIME is RFC 3339 or an offset from now such as
+	                            +96h
 	version                     print version and build information
 	help                        print this help
 

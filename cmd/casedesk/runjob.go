@@ -29,7 +29,7 @@ func jobList(db *casestore.DB, log *slog.Logger) []jobs.Job {
 				return jobs.Summary{"deactivated": len(users)}, err
 			},
 		},
-		jobs.Analyze(db),
+		jobs.Maintain(db),
 	}
 }
 

@@ -324,7 +324,7 @@ func TestRunJob(t *testing.T) {
 	}
 	m2, _, stderr := testMain(t, Config{DatabaseURL: casestoretest.URL(t)})
 	err := m2.Run(ctx, []string{"run-job", "make-coffee"})
-	if code := m2.Report(err); code != 2 || !strings.Contains(stderr.String(), "the jobs are auto-resolve, outbox-sweep, deactivate-users, analyze") {
+	if code := m2.Report(err); code != 2 || !strings.Contains(stderr.String(), "the jobs are auto-resolve, outbox-sweep, deactivate-users, db-maintenance") {
 		t.Errorf("unknown job: exit %d, stderr %q", code, stderr)
 	}
 }
