@@ -10,6 +10,13 @@
 ALTER TABLE outbox SET (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0);
 ALTER TABLE search_queue SET (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0);
 
+-- Every message stored on a case updates its counters (message_count,
+-- updated_at), no indexed column among them: room left on each page lets
+-- that new row version stay on the page (a HOT update) and skip the
+-- case's ten indexes. Pages written from now on keep 20% free.
+ALTER TABLE cases SET (fillfactor = 80);
+
 -- +goose Down
+ALTER TABLE cases RESET (fillfactor);
 ALTER TABLE outbox RESET (autovacuum_vacuum_threshold, autovacuum_vacuum_scale_factor);
 ALTER TABLE search_queue RESET (autovacuum_vacuum_threshold, autovacuum_vacuum_scale_factor);
