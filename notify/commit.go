@@ -69,11 +69,19 @@ func (w *Worker) commitSent(ctx context.Context, o *outcome, endData func()) err
 	// end of data short (a crash in between loses the message), and the
 	// worker fast. Only a crash of the database server could lose this
 	// record; the mail is then sent once more, under the same Message-ID.
+	it := o.job.item
+	if w.opts.Group != nil {
+		if err := w.opts.Group.record(cctx, it, o.job.stored, endData); err != nil {
+			o.commitErr = err
+			return fmt.Errorf("record outbox item %d as sent: %w", it.ID, err)
+		}
+		o.committed = true
+		return nil
+	}
 	cctx = casedesk.WithRelaxedCommit(cctx)
 	// The end of data leaves right behind the COMMIT, before its answer:
 	// a crash between the two is a matter of one system call.
 	cctx = casedesk.WithCommitSent(cctx, endData)
-	it := o.job.item
 	err := w.store.Update(cctx, func(tx casedesk.Tx) error {
 		if err := tx.MarkOutboxSent(cctx, it.TenantID, it.ID); err != nil {
 			return fmt.Errorf("mark sent: %w", err)

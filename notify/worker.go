@@ -76,6 +76,9 @@ type WorkerOptions struct {
 	Jitter func() float64
 	// NoRecover lets a panic in Run crash the process (tests).
 	NoRecover bool
+	// Group, when set, records this worker's sent items together with
+	// those of the other workers sharing it (see SentGroup).
+	Group *SentGroup
 	// OnOutcome, when set, is called for every item whose attempt was
 	// recorded, with its kind and new state (sent, pending again after a
 	// temporary failure, or failed for good): for metrics.

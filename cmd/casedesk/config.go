@@ -89,7 +89,7 @@ const (
 	defaultHTTPAddr     = "127.0.0.1:8080"
 	defaultPollInterval = 30 * time.Second
 	defaultTenant       = "default"
-	defaultSMTPWorkers  = 2
+	defaultSMTPWorkers  = 8
 )
 
 // LoadConfig reads the configuration through getenv (os.Getenv in main)

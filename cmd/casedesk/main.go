@@ -62,7 +62,7 @@ environment wins):
 	                              support domain)
 	CASEDESK_DISABLE              parts serve leaves to other replicas: pollers,
 	                              notify, jobs, api, indexer (comma separated)
-	CASEDESK_SMTP_CONNECTIONS     outbox workers sending in parallel (default 2)
+	CASEDESK_SMTP_CONNECTIONS     outbox workers sending in parallel (default 8)
 	CASEDESK_LOG_LEVEL            debug, info, warn or error (default info)
 `
 

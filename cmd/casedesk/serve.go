@@ -133,6 +133,9 @@ func (e *engine) newWorkers() []*notify.Worker {
 		return nil
 	}
 	var workers []*notify.Worker
+	// The workers record their sent items together (one commit for
+	// several acknowledgements).
+	group := notify.NewSentGroup(e.db)
 	for i := 0; i < e.cfg.SMTPConnections; i++ {
 		sender, err := notify.NewSender(smtpCfg)
 		if err != nil {
@@ -140,7 +143,7 @@ func (e *engine) newWorkers() []*notify.Worker {
 			return nil
 		}
 		workers = append(workers, notify.NewWorker(e.db, sender, notify.WorkerOptions{
-			Logger: e.log, OnOutcome: e.metrics.outcome, Locker: e.db,
+			Logger: e.log, OnOutcome: e.metrics.outcome, Locker: e.db, Group: group,
 		}))
 	}
 	e.log.Info("outbox workers ready", "smtp", smtpCfg, "connections", len(workers))
