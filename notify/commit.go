@@ -58,43 +58,16 @@ func (w *Worker) settle(ctx context.Context, o *outcome, stats *Stats) (halt err
 // server waits for the end of its data.
 const commitTimeout = 30 * time.Second
 
-// commitSent records, in one short transaction, that o's item is sent and
-// stores the sent message (the exact bytes going out) on its case. It is
-// called before the end of data, and it runs to the end even when ctx
-// ends: once it returns nil the message goes out.
+// commitSent records, in one short transaction (shared with the records
+// of other workers in the same group, see SentGroup), that o's item is
+// sent and stores the sent message (the exact bytes going out) on its
+// case. It is called before the end of data, and it runs to the end even
+// when ctx ends: once it returns nil the message goes out.
 func (w *Worker) commitSent(ctx context.Context, o *outcome, endData func()) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
-	// Not waiting for the disk keeps the time between the commit and the
-	// end of data short (a crash in between loses the message), and the
-	// worker fast. Only a crash of the database server could lose this
-	// record; the mail is then sent once more, under the same Message-ID.
 	it := o.job.item
-	if w.opts.Group != nil {
-		if err := w.opts.Group.record(cctx, it, o.job.stored, endData); err != nil {
-			o.commitErr = err
-			return fmt.Errorf("record outbox item %d as sent: %w", it.ID, err)
-		}
-		o.committed = true
-		return nil
-	}
-	cctx = casedesk.WithRelaxedCommit(cctx)
-	// The end of data leaves right behind the COMMIT, before its answer:
-	// a crash between the two is a matter of one system call.
-	cctx = casedesk.WithCommitSent(cctx, endData)
-	err := w.store.Update(cctx, func(tx casedesk.Tx) error {
-		if err := tx.MarkOutboxSent(cctx, it.TenantID, it.ID); err != nil {
-			return fmt.Errorf("mark sent: %w", err)
-		}
-		if o.job.stored == nil {
-			return nil
-		}
-		if _, err := tx.AppendMessages(cctx, []casedesk.NewMessage{*o.job.stored}); err != nil {
-			return fmt.Errorf("store sent mail: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := w.opts.Group.record(cctx, it, o.job.stored, endData); err != nil {
 		o.commitErr = err
 		return fmt.Errorf("record outbox item %d as sent: %w", it.ID, err)
 	}

@@ -29,9 +29,9 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// markHookStore calls onMark ahead of every MarkOutboxSent, the first
-// write of the record a worker makes before a message's end of data; an
-// error from onMark fails that transaction.
+// markHookStore calls onMark for every item FinishOutboxItems records as
+// sent, the first write of the record a worker makes before a message's
+// end of data; an error from onMark fails that transaction.
 type markHookStore struct {
 	casedesk.Store
 	onMark func(id int64) error
@@ -46,11 +46,16 @@ type markHookTx struct {
 	s *markHookStore
 }
 
-func (t *markHookTx) MarkOutboxSent(ctx context.Context, tenantID, id int64) error {
-	if err := t.s.onMark(id); err != nil {
-		return err
+func (t *markHookTx) FinishOutboxItems(ctx context.Context, results []casedesk.OutboxResult) error {
+	for _, r := range results {
+		if r.State != casedesk.OutboxSent {
+			continue
+		}
+		if err := t.s.onMark(r.ID); err != nil {
+			return err
+		}
 	}
-	return t.Tx.MarkOutboxSent(ctx, tenantID, id)
+	return t.Tx.FinishOutboxItems(ctx, results)
 }
 
 // hookedWorker is a worker of e whose store runs onMark.

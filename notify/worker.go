@@ -76,8 +76,9 @@ type WorkerOptions struct {
 	Jitter func() float64
 	// NoRecover lets a panic in Run crash the process (tests).
 	NoRecover bool
-	// Group, when set, records this worker's sent items together with
-	// those of the other workers sharing it (see SentGroup).
+	// Group records this worker's sent items together with those of the
+	// other workers sharing it (see SentGroup); default: a group of its
+	// own.
 	Group *SentGroup
 	// OnOutcome, when set, is called for every item whose attempt was
 	// recorded, with its kind and new state (sent, pending again after a
@@ -149,6 +150,9 @@ func NewWorker(store casedesk.Store, mailer Mailer, opts WorkerOptions) *Worker 
 	}
 	if opts.Jitter == nil {
 		opts.Jitter = rand.Float64
+	}
+	if opts.Group == nil {
+		opts.Group = NewSentGroup(store)
 	}
 	log := opts.Logger
 	if log == nil {
