@@ -58,6 +58,7 @@ type Tx interface {
 	AuditOps
 	TemplateOps
 	AccessOps
+	SandboxOps
 }
 
 // TenantOps manage tenants.
@@ -67,7 +68,8 @@ type TenantOps interface {
 	CreateTenant(ctx context.Context, n NewTenant) (*Tenant, error)
 	FindTenant(ctx context.Context, id int64) (*Tenant, error)
 	FindTenantBySlug(ctx context.Context, slug string) (*Tenant, error)
-	// ListTenants returns every tenant, production and sandbox, by ID.
+	// ListTenants returns every tenant in use, production and sandbox, by
+	// ID: not a sandbox still being built or retired.
 	ListTenants(ctx context.Context) ([]*Tenant, error)
 	// UpdateTenantSupportAddress changes the address customers write to
 	// (and outbound mail comes from); an invalid one is EINVALID.

@@ -29,8 +29,14 @@ type Tenant struct {
 	// plus-addresses. Generated at creation, never shown through the API.
 	TokenSecret []byte
 	Settings    TenantSettings
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Ready is false while a sandbox is being built: its keys are refused
+	// until the build finishes. Production tenants are always ready.
+	Ready bool
+	// RetiredAt is when a sandbox was replaced or deleted; zero for a live
+	// tenant. A retired tenant's keys are refused and its data is purged.
+	RetiredAt time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // TenantSettings are the per-tenant knobs of the lifecycle and mail rules.

@@ -35,6 +35,9 @@ type Options struct {
 	// OutboxQueued is called after a request queued mail (a reply), so
 	// that an in-process notify worker can send it at once.
 	OutboxQueued func()
+	// SandboxQueued is called after a request asked for a sandbox or
+	// deleted one, so that an in-process builder starts at once.
+	SandboxQueued func()
 	// NoRecover lets handler panics crash the test that caused them.
 	NoRecover bool
 }
@@ -123,6 +126,10 @@ func (s *Server) routeTable() []route {
 		{method: "POST", path: "/v1/quarantine/{id}/retry", perm: casedesk.PermQuarantineFix, handler: s.retryQuarantine},
 
 		{method: "GET", path: "/v1/audit", perm: casedesk.PermAuditRead, handler: s.listAudit},
+
+		{method: "GET", path: "/v1/sandbox", perm: casedesk.PermSandboxManage, handler: s.getSandbox},
+		{method: "POST", path: "/v1/sandbox", perm: casedesk.PermSandboxManage, handler: s.createSandbox},
+		{method: "DELETE", path: "/v1/sandbox", perm: casedesk.PermSandboxManage, handler: s.deleteSandbox},
 	}
 }
 
@@ -183,6 +190,14 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 			if err != nil {
 				writeError(w, r, s.log, err)
+				return
+			}
+			if !p.Tenant.Ready {
+				// A sandbox being built, or whose build failed.
+				w.Header().Set("Retry-After", "10")
+				writeJSON(w, http.StatusServiceUnavailable, errorBody{errorDetail{casedesk.EUNAVAILABLE,
+					"this sandbox is not ready: it is being built, or its build failed; " +
+						"GET /v1/sandbox with a key of its production tenant shows which"}})
 				return
 			}
 		}

@@ -257,7 +257,7 @@ func (t *tx) Authenticate(ctx context.Context, tenantID int64, hash []byte) (*ca
 		FROM api_keys k
 			JOIN users u ON u.tenant_id = k.tenant_id AND u.id = k.user_id
 			JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id
-			JOIN tenants tn ON tn.id = k.tenant_id
+			JOIN tenants tn ON tn.id = k.tenant_id AND tn.retired_at IS NULL
 		WHERE k.tenant_id = $1 AND k.hash = $2 AND k.revoked_at IS NULL
 			AND (k.expires_at IS NULL OR k.expires_at > $3) AND u.active`,
 		tenantID, hash, t.now), append(ks.dest(), ts.dest()...)...)

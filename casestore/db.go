@@ -33,6 +33,8 @@ type DB struct {
 	lockCheck time.Duration
 	// searchTimeout bounds a case listing with a full-text query.
 	searchTimeout time.Duration
+	// sandboxChunk is how many rows one step of a sandbox build copies.
+	sandboxChunk int
 }
 
 var _ casedesk.Store = (*DB)(nil)
@@ -107,7 +109,7 @@ func newDB(pool *pgxpool.Pool, opts ...Option) (*DB, error) {
 		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}
 	db := &DB{pool: pool, now: time.Now, enc: enc, dec: dec, maxRetries: 5, lockCheck: lockCheckInterval,
-		searchTimeout: 10 * time.Second}
+		searchTimeout: 10 * time.Second, sandboxChunk: sandboxChunk}
 	for _, o := range opts {
 		o(db)
 	}

@@ -19,8 +19,8 @@ func (t *tx) IndexMessageText(ctx context.Context, limit int) (int, error) {
 	var n int
 	err := t.tx.QueryRow(ctx, `
 		WITH q AS (
-			DELETE FROM search_queue WHERE message_id IN (
-				SELECT message_id FROM search_queue ORDER BY message_id
+			DELETE FROM search_queue WHERE (message_id, tenant_id) IN (
+				SELECT message_id, tenant_id FROM search_queue ORDER BY message_id
 				LIMIT $1 FOR UPDATE SKIP LOCKED)
 			RETURNING tenant_id, message_id
 		), ins AS (

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -15,24 +16,28 @@ import (
 // tenantColumns reads the table under the alias tn, so that queries
 // joining tenants (Authenticate) can select them too.
 const tenantColumns = `tn.id, tn.slug, tn.name, tn.kind, coalesce(tn.parent_id, 0), tn.support_address,
-	tn.token_secret, tn.settings, tn.created_at, tn.updated_at`
+	tn.token_secret, tn.settings, tn.ready, tn.retired_at, tn.created_at, tn.updated_at`
 
 // tenantScan holds the destinations of tenantColumns, for a scan that
 // reads a tenant along with other columns.
 type tenantScan struct {
 	t        casedesk.Tenant
 	settings []byte
+	retired  *time.Time
 }
 
 func (s *tenantScan) dest() []any {
 	t := &s.t
 	return []any{&t.ID, &t.Slug, &t.Name, &t.Kind, &t.ParentID, &t.SupportAddress,
-		&t.TokenSecret, &s.settings, &t.CreatedAt, &t.UpdatedAt}
+		&t.TokenSecret, &s.settings, &t.Ready, &s.retired, &t.CreatedAt, &t.UpdatedAt}
 }
 
 // tenant returns the scanned tenant with its settings decoded.
 func (s *tenantScan) tenant() (*casedesk.Tenant, error) {
 	t := s.t
+	if s.retired != nil {
+		t.RetiredAt = *s.retired
+	}
 	if err := json.Unmarshal(s.settings, &t.Settings); err != nil {
 		return nil, fmt.Errorf("tenant %d settings: %w", t.ID, err)
 	}
@@ -101,9 +106,10 @@ func (t *tx) FindTenant(ctx context.Context, id int64) (*casedesk.Tenant, error)
 	return ten, nil
 }
 
-// ListTenants returns every tenant by ID.
+// ListTenants returns every tenant in use by ID.
 func (t *tx) ListTenants(ctx context.Context) ([]*casedesk.Tenant, error) {
-	rows, err := t.tx.Query(ctx, `SELECT `+tenantColumns+` FROM tenants tn ORDER BY tn.id`)
+	rows, err := t.tx.Query(ctx, `SELECT `+tenantColumns+` FROM tenants tn
+		WHERE tn.ready AND tn.retired_at IS NULL ORDER BY tn.id`)
 	if err != nil {
 		return nil, wrap(err, "list tenants")
 	}

@@ -83,6 +83,7 @@ type job struct {
 	payload payload
 	stored  *casedesk.NewMessage // the sent mail as kept on the case; nil without a case
 	err     error                // permanent: the item is failed without sending
+	sandbox bool                 // the item is a sandbox tenant's: see WorkerOptions.SandboxMailer
 }
 
 // load reads what composing the items of one tenant needs.

@@ -38,6 +38,21 @@ type Mailer interface {
 	Close() error
 }
 
+// Discard is a Mailer that takes every message and delivers it nowhere:
+// the mail of sandboxes without a sandbox SMTP server of their own.
+var Discard Mailer = discard{}
+
+type discard struct{}
+
+func (discard) SendCommit(_ context.Context, _ *mail.Msg, commit func(endData func()) error) error {
+	if commit == nil {
+		return nil
+	}
+	return commit(func() {})
+}
+
+func (discard) Close() error { return nil }
+
 // WorkerOptions configure a Worker; zero values take the defaults.
 type WorkerOptions struct {
 	// BatchSize is how many due items one claim takes (default 50). The
@@ -80,6 +95,10 @@ type WorkerOptions struct {
 	// other workers sharing it (see SentGroup); default: a group of its
 	// own.
 	Group *SentGroup
+	// SandboxMailer delivers the mail of sandbox tenants. Without one it
+	// goes nowhere: it is built, recorded as sent and kept on its case as
+	// if it had gone out, but no server gets it (Discard).
+	SandboxMailer Mailer
 	// OnOutcome, when set, is called for every item whose attempt was
 	// recorded, with its kind and new state (sent, pending again after a
 	// temporary failure, or failed for good): for metrics.
@@ -136,6 +155,9 @@ func NewWorker(store casedesk.Store, mailer Mailer, opts WorkerOptions) *Worker 
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second
 	}
+	if opts.SandboxMailer == nil {
+		opts.SandboxMailer = Discard
+	}
 	if opts.Backoff == (casedesk.Backoff{}) {
 		opts.Backoff = casedesk.DefaultBackoff
 	}
@@ -184,6 +206,7 @@ const sweepEvery = time.Minute
 // Run.
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.mailer.Close()
+	defer w.opts.SandboxMailer.Close()
 	defer w.releaseLease()
 	var swept time.Time
 	for ctx.Err() == nil {
@@ -213,6 +236,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			// Keep the connection no longer than a batch: an idle SMTP
 			// connection is soon closed by the server anyway.
 			w.mailer.Close()
+			w.opts.SandboxMailer.Close()
 		}
 		w.idle(ctx)
 	}
@@ -321,8 +345,10 @@ func (w *Worker) prepare(ctx context.Context, items []*casedesk.OutboxItem) ([]*
 	}
 	now := time.Now()
 	for _, j := range jobs {
+		b := batches[j.item.TenantID]
+		j.sandbox = b.tenant.Kind == casedesk.TenantSandbox
 		if j.err == nil {
-			w.compose(batches[j.item.TenantID], j, now)
+			w.compose(b, j, now)
 		}
 	}
 	return jobs, nil
@@ -373,7 +399,11 @@ func (w *Worker) send(ctx context.Context, jobs []*job, stats *Stats) []outcome 
 			continue
 		}
 		o.raw = raw
-		o.sendErr = w.mailer.SendCommit(ctx, msg, func(endData func()) error { return w.commitSent(ctx, o, endData) })
+		mailer := w.mailer
+		if j.sandbox {
+			mailer = w.opts.SandboxMailer
+		}
+		o.sendErr = mailer.SendCommit(ctx, msg, func(endData func()) error { return w.commitSent(ctx, o, endData) })
 		halt = w.settle(ctx, o, stats)
 	}
 	return outcomes

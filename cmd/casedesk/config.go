@@ -32,6 +32,7 @@ const (
 	envAdminEmail     = "CASEDESK_ADMIN_EMAIL"
 	envDisable        = "CASEDESK_DISABLE"
 	envSMTPWorkers    = "CASEDESK_SMTP_CONNECTIONS"
+	envSandboxSMTPURL = "CASEDESK_SANDBOX_SMTP_URL"
 )
 
 // The parts of "casedesk serve"; CASEDESK_DISABLE names those a replica
@@ -68,6 +69,9 @@ type Config struct {
 	// SMTPConnections is how many outbox workers send in parallel, each
 	// over its own connection.
 	SMTPConnections int
+	// SandboxSMTPURL is the server sandboxes' mail goes through; empty:
+	// their mail goes nowhere.
+	SandboxSMTPURL string
 	// SupportAddress is the default tenant's support address.
 	SupportAddress string
 	// PollInterval is the wait between checks of a server without IDLE.
@@ -102,6 +106,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		HTTPAddr:          get(envHTTPAddr),
 		IMAPURLs:          strings.Fields(strings.ReplaceAll(get(envIMAPURL), ",", " ")),
 		SMTPURL:           get(envSMTPURL),
+		SandboxSMTPURL:    get(envSandboxSMTPURL),
 		SupportAddress:    get(envSupportAddress),
 		BootstrapAdminKey: get(envBootstrapKey),
 		Tenant:            get(envTenant),

@@ -80,6 +80,7 @@ type engine struct {
 	pollers   []*ingest.Poller
 	workers   []*notify.Worker
 	scheduler *jobs.Scheduler
+	sandboxes *jobs.SandboxBuilder
 	handler   http.Handler
 
 	// schemaOK caches the last successful schema check of /readyz.
@@ -106,13 +107,15 @@ func newEngine(cfg Config, log *slog.Logger, db *casestore.DB, tenant *casedesk.
 	}
 	if cfg.Enabled(partJobs) {
 		e.scheduler = e.newScheduler()
+		e.sandboxes = jobs.NewSandboxBuilder(db, db, jobs.SandboxBuilderOptions{Logger: log})
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", e.healthz)
 	mux.HandleFunc("GET /readyz", e.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(e.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	if cfg.Enabled(partAPI) {
-		api := admin.New(db, admin.Options{Logger: log, Reprocessor: proc, OutboxQueued: e.wakeWorkers})
+		api := admin.New(db, admin.Options{Logger: log, Reprocessor: proc, OutboxQueued: e.wakeWorkers,
+			SandboxQueued: e.wakeSandboxes})
 		mux.Handle("/", api.Handler())
 	}
 	e.handler = mux
@@ -136,15 +139,30 @@ func (e *engine) newWorkers() []*notify.Worker {
 	// The workers record their sent items together (one commit for
 	// several acknowledgements).
 	group := notify.NewSentGroup(e.db)
+	// Sandboxes' mail goes to their own server, or nowhere.
+	var sandboxCfg *notify.SMTPConfig
+	if e.cfg.SandboxSMTPURL != "" {
+		c, err := notify.ParseSMTPURL(e.cfg.SandboxSMTPURL)
+		if err != nil {
+			e.log.Error("sandbox SMTP server URL unusable ("+envSandboxSMTPURL+"); outbound mail stays queued until it is fixed", "err", err)
+			return nil
+		}
+		sandboxCfg = &c
+	}
 	for i := 0; i < e.cfg.SMTPConnections; i++ {
 		sender, err := notify.NewSender(smtpCfg)
 		if err != nil {
 			e.log.Error("SMTP server unusable; outbound mail stays queued until it is fixed", "err", err)
 			return nil
 		}
-		workers = append(workers, notify.NewWorker(e.db, sender, notify.WorkerOptions{
-			Logger: e.log, OnOutcome: e.metrics.outcome, Locker: e.db, Group: group,
-		}))
+		opts := notify.WorkerOptions{Logger: e.log, OnOutcome: e.metrics.outcome, Locker: e.db, Group: group}
+		if sandboxCfg != nil {
+			if opts.SandboxMailer, err = notify.NewSender(*sandboxCfg); err != nil {
+				e.log.Error("sandbox SMTP server unusable; outbound mail stays queued until it is fixed", "err", err)
+				return nil
+			}
+		}
+		workers = append(workers, notify.NewWorker(e.db, sender, opts))
 	}
 	e.log.Info("outbox workers ready", "smtp", smtpCfg, "connections", len(workers))
 	return workers
@@ -184,6 +202,12 @@ func (e *engine) newScheduler() *jobs.Scheduler {
 	return s
 }
 
+func (e *engine) wakeSandboxes() {
+	if e.sandboxes != nil {
+		e.sandboxes.Wake()
+	}
+}
+
 func (e *engine) wakeWorkers() {
 	for _, w := range e.workers {
 		w.Wake()
@@ -215,6 +239,9 @@ func (e *engine) run(ctx context.Context) error {
 	}
 	if e.scheduler != nil {
 		e.supervise(intake, &intakeWG, "scheduler", e.scheduler.Run)
+	}
+	if e.sandboxes != nil {
+		e.supervise(intake, &intakeWG, "sandbox builder", e.sandboxes.Run)
 	}
 	if e.cfg.Enabled(partIndexer) {
 		e.supervise(intake, &intakeWG, "search indexer", func(ctx context.Context) error {
