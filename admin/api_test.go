@@ -211,7 +211,9 @@ func TestCaseEndpoints(t *testing.T) {
 		Messages []messageJSON `json:"messages"`
 	}
 	e.do(support, "GET", fmt.Sprintf("/v1/cases/%d/messages", c.Number), nil).decode(t, &msgs)
-	if len(msgs.Messages) != 1 || len(msgs.Messages[0].Attachments) != 1 || msgs.Messages[0].Attachments[0].SHA256 != e.a.attach {
+	if len(msgs.Messages) != 1 || len(msgs.Messages[0].Attachments) != 1 ||
+		msgs.Messages[0].Attachments[0].SHA256 == nil || *msgs.Messages[0].Attachments[0].SHA256 != e.a.attach ||
+		!msgs.Messages[0].Attachments[0].ContentCopied {
 		t.Fatalf("messages = %+v", msgs)
 	}
 	res := e.do(support, "GET", fmt.Sprintf("/v1/cases/%d/attachments/%s", c.Number, e.a.attach), nil)

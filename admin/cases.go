@@ -257,7 +257,10 @@ type attachmentJSON struct {
 	Name        string `json:"name"`
 	ContentType string `json:"content_type"`
 	Size        int64  `json:"size"`
-	SHA256      string `json:"sha256"`
+	// SHA256 names the content for .../attachments/{sha256}; null where
+	// the content was not copied (a sandbox's copy of a message).
+	SHA256        *string `json:"sha256"`
+	ContentCopied bool    `json:"content_copied"`
 }
 
 type messageJSON struct {
@@ -308,8 +311,12 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, p *casedes
 			From: addressJSON{Email: m.From.Email, Name: m.From.Name}, To: addresses(m.To), Cc: addresses(m.Cc),
 			Subject: m.Subject, Text: m.Text, HTML: m.HTML, Attachments: []attachmentJSON{}, CreatedAt: m.CreatedAt}
 		for _, a := range m.Attachments {
-			mj.Attachments = append(mj.Attachments, attachmentJSON{Name: a.Name, ContentType: a.ContentType, Size: a.Size,
-				SHA256: hex.EncodeToString(a.SHA256)})
+			aj := attachmentJSON{Name: a.Name, ContentType: a.ContentType, Size: a.Size}
+			if a.SHA256 != nil {
+				sum := hex.EncodeToString(a.SHA256)
+				aj.SHA256, aj.ContentCopied = &sum, true
+			}
+			mj.Attachments = append(mj.Attachments, aj)
 		}
 		out.Messages = append(out.Messages, mj)
 	}

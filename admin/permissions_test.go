@@ -121,6 +121,15 @@ func endpoints() []endpoint {
 			return fmt.Sprintf("/v1/quarantine/%d/retry", e.quarantine(f)), nil
 		}},
 		{"GET", "/v1/audit", "audit:read", 200, func(e *apiEnv, f *tenantFix) (string, any) { return "/v1/audit", nil }},
+		{"GET", "/v1/sandbox", "sandboxes:manage", 200, func(e *apiEnv, f *tenantFix) (string, any) { return "/v1/sandbox", nil }},
+		{"POST", "/v1/sandbox", "sandboxes:manage", 202, func(e *apiEnv, f *tenantFix) (string, any) {
+			e.dropSandbox(f) // one build at a time
+			return "/v1/sandbox", map[string]any{"mode": "empty"}
+		}},
+		{"DELETE", "/v1/sandbox", "sandboxes:manage", 204, func(e *apiEnv, f *tenantFix) (string, any) {
+			e.ensureSandbox(f)
+			return "/v1/sandbox", nil
+		}},
 	}
 }
 
