@@ -62,7 +62,10 @@ type SandboxJob struct {
 	Step     string
 	Progress int64 // rows copied
 	Total    int64 // rows to copy, known once the job has started
-	Error    string
+	// Chunks counts the chunks of the step still to copy, with
+	// BuildSandboxChunk, before BuildSandbox moves on.
+	Chunks int64
+	Error  string
 	// RequestedBy is the production user who asked for the sandbox.
 	RequestedBy int64
 	CreatedAt   time.Time
@@ -119,12 +122,18 @@ type SandboxOps interface {
 	// left running by a stopped process, of any tenant; nil when there is
 	// none.
 	NextSandboxJob(ctx context.Context) (*SandboxJob, error)
-	// BuildSandbox does the next step of a job: a bounded chunk of one
-	// table, committed with the job's progress by the caller's
-	// transaction. It returns the job as it now stands; once its last step
-	// is done the sandbox is ready. A job no longer open (done, failed,
-	// cancelled) is returned as it is, untouched.
+	// BuildSandbox moves a job on: it runs a one-shot step, or splits the
+	// table of a copying step into chunks (job.Chunks), or, once they are
+	// all copied, goes on to the next step; after the last the sandbox is
+	// ready. It returns the job as it now stands. A job no longer open
+	// (done, failed, cancelled) is returned untouched.
 	BuildSandbox(ctx context.Context, tenantID, jobID int64) (*SandboxJob, error)
+	// BuildSandboxChunk copies one chunk of the job's current step that no
+	// other transaction is copying, and adds its rows to the job's
+	// progress; several may run at once. It reports false when no chunk
+	// was left to take. A chunk of a job no longer running is EUNAVAILABLE
+	// and must be rolled back.
+	BuildSandboxChunk(ctx context.Context, tenantID, jobID int64) (bool, error)
 	// FailSandboxJob records that a job failed, with the reason; the
 	// sandbox stays not ready.
 	FailSandboxJob(ctx context.Context, tenantID, jobID int64, reason string) error

@@ -146,6 +146,15 @@ var buildSteps = []buildStep{
 		mid := func(col string) string {
 			return `casedesk_pseudo($5, 'message-id:' || ` + col + `)`
 		}
+		// Most mail refers to one or two others: those need no subquery
+		// (a subquery per row costs more than the rest of the row).
+		ref := func(i string) string { return `left(` + mid("m.refs["+i+"]") + `, 32) || '@anon.invalid'` }
+		anonRefs := `CASE cardinality(m.refs) WHEN 0 THEN '{}'::text[]
+				WHEN 1 THEN ARRAY[` + ref("1") + `]
+				WHEN 2 THEN ARRAY[` + ref("1") + `, ` + ref("2") + `]
+				WHEN 3 THEN ARRAY[` + ref("1") + `, ` + ref("2") + `, ` + ref("3") + `]
+				ELSE ARRAY(SELECT left(` + mid("r") + `, 32) || '@anon.invalid'
+					FROM unnest(m.refs) WITH ORDINALITY x (r, i) ORDER BY i) END`
 		return `
 		INSERT INTO messages (tenant_id, id, case_id, message_id, raw_sha256, in_reply_to, refs, direction,
 			author_kind, contact_id, user_id, from_addr, to_addrs, cc_addrs, subject, text_body, html_body,
@@ -155,7 +164,7 @@ var buildSteps = []buildStep{
 			` + pick(anon, `left(`+mid("m.message_id")+`, 32) || '@anon.invalid'`, `m.message_id`) + `,
 			` + pick(anon, `sha256($5 || m.raw_sha256)`, `m.raw_sha256`) + `,
 			` + pick(anon, `CASE WHEN m.in_reply_to = '' THEN '' ELSE left(`+mid("m.in_reply_to")+`, 32) || '@anon.invalid' END`, `m.in_reply_to`) + `,
-			` + pick(anon, `ARRAY(SELECT left(`+mid("r")+`, 32) || '@anon.invalid' FROM unnest(m.refs) WITH ORDINALITY x (r, i) ORDER BY i)`, `m.refs`) + `,
+			` + pick(anon, anonRefs, `m.refs`) + `,
 			m.direction, m.author_kind,
 			CASE WHEN m.contact_id <= ` + mark("contacts") + ` THEN m.contact_id END,
 			CASE WHEN m.user_id <= ` + mark("users") + ` THEN m.user_id END,
@@ -244,13 +253,18 @@ func (t *tx) BuildSandbox(ctx context.Context, tenantID, jobID int64) (*casedesk
 	if !j.Open() {
 		return &j.SandboxJob, nil
 	}
+	// A chunk's statement is costly enough for PostgreSQL to JIT-compile
+	// it, which takes longer than running it.
+	if _, err := t.tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
+		return nil, wrap(err, "build sandbox")
+	}
 	switch j.Step {
 	case stepMarks:
 		err = t.startBuild(ctx, j)
 	case stepWaiting:
 		err = t.awaitHorizon(ctx, j)
 	default:
-		err = t.buildChunk(ctx, j)
+		err = t.advance(ctx, j)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sandbox job %d, step %q: %w", j.ID, j.Step, err)
@@ -322,50 +336,57 @@ func (t *tx) awaitHorizon(ctx context.Context, j *sandboxJob) error {
 	return nil
 }
 
-// buildChunk runs the job's step once, or its next chunk, and moves on to
-// the next step when it is through; after the last the sandbox is ready.
-func (t *tx) buildChunk(ctx context.Context, j *sandboxJob) error {
+// buildStepOf returns the job's current step and its index.
+func buildStepOf(j *sandboxJob) (buildStep, int, error) {
 	steps := stepsFor(j.Mode)
-	i := -1
 	for k, s := range steps {
 		if s.name == j.Step {
-			i = k
+			return s, k, nil
 		}
 	}
-	if i < 0 {
-		return fmt.Errorf("unknown step")
-	}
-	s := steps[i]
-	args, err := t.buildArgs(ctx, j)
+	return buildStep{}, -1, fmt.Errorf("unknown step %q", j.Step)
+}
+
+// advance runs a one-shot step, or splits a copying step into chunks
+// (after_key 1 records that it did), or, once its chunks are copied, moves
+// on to the next step; after the last the sandbox is ready.
+func (t *tx) advance(ctx context.Context, j *sandboxJob) error {
+	s, i, err := buildStepOf(j)
 	if err != nil {
 		return err
 	}
-	last := true
-	if s.key == "" {
+	switch {
+	case s.key == "":
+		args, err := t.buildArgs(ctx, j)
+		if err != nil {
+			return err
+		}
 		if _, err := t.tx.Exec(ctx, stepSQL(s, j.Mode), args...); err != nil {
 			return wrap(err, s.name)
 		}
-	} else {
-		top := j.marks[s.markOf]
-		upto := top
-		err := t.tx.QueryRow(ctx, fmt.Sprintf(`SELECT %[1]s FROM %[2]s WHERE tenant_id = $1 AND %[1]s > $2 AND %[1]s <= $3
-			ORDER BY %[1]s OFFSET $4 LIMIT 1`, s.key, s.table), j.TenantID, j.afterKey, top, t.db.sandboxChunk-1).Scan(&upto)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return wrap(err, s.name+": next chunk")
+	case j.afterKey == 0:
+		if j.Chunks, err = t.planChunks(ctx, j, s); err != nil {
+			return err
 		}
-		args[2], args[3] = j.afterKey, upto
-		tag, err := t.tx.Exec(ctx, stepSQL(s, j.Mode), args...)
-		if err != nil {
-			return wrap(err, s.name)
+		j.afterKey = 1
+		if j.Chunks > 0 {
+			return nil
 		}
-		j.Progress += tag.RowsAffected()
-		j.afterKey = upto
-		last = upto >= top
-	}
-	if !last {
-		return nil
+	default:
+		if err := t.tx.QueryRow(ctx, `SELECT count(*) FROM sandbox_chunks
+			WHERE tenant_id = $1 AND job_id = $2 AND step = $3 AND NOT done`, j.TenantID, j.ID, s.name).Scan(&j.Chunks); err != nil {
+			return wrap(err, "count chunks")
+		}
+		if j.Chunks > 0 {
+			return nil
+		}
+		if _, err := t.tx.Exec(ctx, `DELETE FROM sandbox_chunks WHERE tenant_id = $1 AND job_id = $2 AND step = $3`,
+			j.TenantID, j.ID, s.name); err != nil {
+			return wrap(err, "drop chunks")
+		}
 	}
 	j.afterKey = 0
+	steps := stepsFor(j.Mode)
 	if i+1 < len(steps) {
 		j.Step = steps[i+1].name
 		return nil
@@ -376,6 +397,85 @@ func (t *tx) buildChunk(ctx context.Context, j *sandboxJob) error {
 	}
 	j.State, j.Step, j.FinishedAt = casedesk.JobDone, stepDone, t.now
 	return nil
+}
+
+// planChunks splits the rows a step copies into key ranges of about
+// sandboxChunk rows each and records them; it returns how many there are.
+func (t *tx) planChunks(ctx context.Context, j *sandboxJob, s buildStep) (int64, error) {
+	top := j.marks[s.markOf]
+	rows, err := t.tx.Query(ctx, fmt.Sprintf(`SELECT k FROM (
+			SELECT %[1]s AS k, row_number() OVER (ORDER BY %[1]s) AS n FROM %[2]s WHERE tenant_id = $1 AND %[1]s <= $2) x
+		WHERE n %% $3 = 0 ORDER BY k`, s.key, s.table), j.TenantID, top, t.db.sandboxChunk)
+	if err != nil {
+		return 0, wrap(err, s.name+": plan chunks")
+	}
+	bounds, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, wrap(err, s.name+": plan chunks")
+	}
+	var lo, hi []int64
+	last := int64(0)
+	for _, b := range append(bounds, top) {
+		if b > last {
+			lo, hi = append(lo, last), append(hi, b)
+			last = b
+		}
+	}
+	_, err = t.tx.Exec(ctx, `INSERT INTO sandbox_chunks (tenant_id, job_id, step, lo, hi)
+		SELECT $1, $2, $3, l, h FROM unnest($4::bigint[], $5::bigint[]) AS c (l, h)`, j.TenantID, j.ID, s.name, lo, hi)
+	return int64(len(lo)), wrap(err, s.name+": plan chunks")
+}
+
+// BuildSandboxChunk copies one chunk of the job's current step.
+func (t *tx) BuildSandboxChunk(ctx context.Context, tenantID, jobID int64) (bool, error) {
+	j, err := scanSandboxJob(t.tx.QueryRow(ctx, `SELECT `+sandboxJobColumns+` FROM sandbox_jobs j
+		WHERE j.tenant_id = $1 AND j.id = $2`, tenantID, jobID))
+	if err != nil {
+		return false, notFound(err, "sandbox job %d not found", jobID)
+	}
+	if j.State != casedesk.JobRunning {
+		return false, nil
+	}
+	s, _, err := buildStepOf(j)
+	if err != nil || s.key == "" {
+		return false, nil // waiting, or a one-shot step: nothing to take
+	}
+	var lo, hi int64
+	err = t.tx.QueryRow(ctx, `SELECT lo, hi FROM sandbox_chunks
+		WHERE tenant_id = $1 AND job_id = $2 AND step = $3 AND NOT done
+		ORDER BY lo LIMIT 1 FOR UPDATE SKIP LOCKED`, tenantID, jobID, s.name).Scan(&lo, &hi)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrap(err, "claim a chunk")
+	}
+	if _, err := t.tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
+		return false, wrap(err, "build sandbox")
+	}
+	args, err := t.buildArgs(ctx, j)
+	if err != nil {
+		return false, err
+	}
+	args[2], args[3] = lo, hi
+	tag, err := t.tx.Exec(ctx, stepSQL(s, j.Mode), args...)
+	if err != nil {
+		return false, fmt.Errorf("sandbox job %d, step %q, keys %d-%d: %w", jobID, s.name, lo+1, hi, wrap(err, s.name))
+	}
+	// Last, as it locks the job's row until the commit: a cancelled job
+	// (DeleteSandbox) keeps no chunk copied after it.
+	res, err := t.tx.Exec(ctx, `
+		WITH c AS (UPDATE sandbox_chunks SET done = true WHERE tenant_id = $1 AND job_id = $2 AND step = $3 AND lo = $4)
+		UPDATE sandbox_jobs SET progress = progress + $5
+		WHERE tenant_id = $1 AND id = $2 AND state = 'running' AND step = $3`,
+		tenantID, jobID, s.name, lo, tag.RowsAffected())
+	if err != nil {
+		return false, wrap(err, "record chunk")
+	}
+	if res.RowsAffected() == 0 {
+		return false, casedesk.Errorf(casedesk.EUNAVAILABLE, "sandbox job %d is no longer running", jobID)
+	}
+	return true, nil
 }
 
 // argTypes declares the types of $1-$8 in every statement, whichever of

@@ -24,6 +24,9 @@ type SandboxBuilderOptions struct {
 	// (default 1s).
 	Attempts   int
 	RetryDelay time.Duration
+	// Workers is how many chunks of a table are copied at once, each in a
+	// transaction of its own (default 2).
+	Workers int
 }
 
 // SandboxBuilder builds the sandboxes asked for through the admin API, a
@@ -49,6 +52,9 @@ func NewSandboxBuilder(store casedesk.Store, locker casedesk.Locker, opts Sandbo
 	}
 	if opts.RetryDelay <= 0 {
 		opts.RetryDelay = time.Second
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 2
 	}
 	log := opts.Logger
 	if log == nil {
@@ -157,6 +163,9 @@ func (b *SandboxBuilder) build(ctx context.Context, job *casedesk.SandboxJob) er
 			next, err = tx.BuildSandbox(ctx, job.TenantID, job.ID)
 			return err
 		})
+		if err == nil && next.Chunks > 0 {
+			err = b.copyChunks(ctx, next)
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -182,13 +191,46 @@ func (b *SandboxBuilder) build(ctx context.Context, job *casedesk.SandboxJob) er
 			log.Warn("sandbox build ended", "error", job.Error)
 			return nil
 		}
-		if job.Step == prev.Step && job.Progress == prev.Progress && job.State == prev.State {
+		if job.Step == prev.Step && job.Progress == prev.Progress && job.State == prev.State && job.Chunks == 0 {
 			// Waiting for older transactions to end.
 			if !sleep(ctx, 100*time.Millisecond) {
 				return ctx.Err()
 			}
 		}
 	}
+}
+
+// copyChunks copies the chunks of the job's step with opts.Workers
+// transactions at once, until none is left; it returns the first error.
+func (b *SandboxBuilder) copyChunks(ctx context.Context, job *casedesk.SandboxJob) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, b.opts.Workers)
+	for range b.opts.Workers {
+		go func() {
+			for {
+				var more bool
+				err := b.store.Update(ctx, func(tx casedesk.Tx) (err error) {
+					more, err = tx.BuildSandboxChunk(ctx, job.TenantID, job.ID)
+					return err
+				})
+				if err != nil || !more {
+					if err != nil {
+						cancel()
+					}
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var first error
+	for range b.opts.Workers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // sleep waits for d or the end of ctx and reports whether ctx is still on.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -326,5 +327,45 @@ func TestRunJob(t *testing.T) {
 	err := m2.Run(ctx, []string{"run-job", "make-coffee"})
 	if code := m2.Report(err); code != 2 || !strings.Contains(stderr.String(), "the jobs are auto-resolve, outbox-sweep, deactivate-users, db-maintenance") {
 		t.Errorf("unknown job: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestServeBuildsSandbox: serve builds the sandbox the API asks for, at
+// once, and its key works once it is ready.
+func TestServeBuildsSandbox(t *testing.T) {
+	cfg := Config{SupportAddress: "help@sandbox-serve.example", Tenant: uniqueTenant()}
+	m, _, _ := testMain(t, Config{DatabaseURL: casestoretest.URL(t), SupportAddress: cfg.SupportAddress, Tenant: cfg.Tenant})
+	if err := m.Run(context.Background(), []string{"init"}); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := casedesk.NewAPIKeySecret(authenticateTenant(t, m, cfg.Tenant).ID)
+	cfg.BootstrapAdminKey = key
+	addr, log, _ := startServe(t, cfg)
+	base := "http://" + addr
+	req, _ := http.NewRequest("POST", base+"/v1/sandbox", strings.NewReader(`{"mode": "anonymized"}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct {
+		APIKey string `json:"api_key"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 202 || created.APIKey == "" {
+		t.Fatalf("POST /v1/sandbox: %d, %v", resp.StatusCode, err)
+	}
+	// The builder is woken by the request, not by its next look in 5 s.
+	start := time.Now()
+	waitFor(t, 4*time.Second, func() bool {
+		return strings.Contains(get(t, base+"/v1/sandbox", key).body, `"status":"ready"`)
+	})
+	if r := get(t, base+"/v1/me", created.APIKey); r.code != 200 {
+		t.Errorf("sandbox key once ready: %d %s", r.code, r.body)
+	}
+	t.Logf("ready after %s", time.Since(start))
+	if !strings.Contains(log.String(), "sandbox ready") {
+		t.Errorf("log does not report the build:\n%s", log)
 	}
 }
