@@ -58,6 +58,7 @@ type Tx interface {
 	AuditOps
 	TemplateOps
 	AccessOps
+	InvoiceOps
 }
 
 // TenantOps manage tenants.
