@@ -59,6 +59,7 @@ type Tx interface {
 	TemplateOps
 	AccessOps
 	SandboxOps
+	InvoiceOps
 }
 
 // TenantOps manage tenants.

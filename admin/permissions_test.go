@@ -82,6 +82,22 @@ func endpoints() []endpoint {
 		{"PATCH", "/v1/accounts/{id}", "accounts:write", 200, func(e *apiEnv, f *tenantFix) (string, any) {
 			return fmt.Sprintf("/v1/accounts/%d", f.account.ID), map[string]any{"sla_tier": "gold"}
 		}},
+		{"GET", "/v1/invoices", "invoices:read", 200, func(e *apiEnv, f *tenantFix) (string, any) { return "/v1/invoices", nil }},
+		{"POST", "/v1/invoices", "invoices:write", 201, func(e *apiEnv, f *tenantFix) (string, any) {
+			return "/v1/invoices", invoiceBody(f.account.ID, fmt.Sprintf("NEW-%d", e.seq()), "EUR", 1000)
+		}},
+		{"GET", "/v1/invoices/{number}", "invoices:read", 200, func(e *apiEnv, f *tenantFix) (string, any) {
+			return "/v1/invoices/" + e.newInvoice(f).Number, nil
+		}},
+		{"PATCH", "/v1/invoices/{number}", "invoices:write", 200, func(e *apiEnv, f *tenantFix) (string, any) {
+			return "/v1/invoices/" + e.newInvoice(f).Number, map[string]any{"status": "paid"}
+		}},
+		{"GET", "/v1/invoices/{number}/pdf", "invoices:read", 200, func(e *apiEnv, f *tenantFix) (string, any) {
+			return "/v1/invoices/" + e.newInvoice(f).Number + "/pdf", nil
+		}},
+		{"POST", "/v1/invoices/{number}/send", "invoices:send", 202, func(e *apiEnv, f *tenantFix) (string, any) {
+			return "/v1/invoices/" + e.newInvoice(f).Number + "/send", nil
+		}},
 		{"GET", "/v1/users", "users:read", 200, func(e *apiEnv, f *tenantFix) (string, any) { return "/v1/users", nil }},
 		{"POST", "/v1/users", "users:write", 201, func(e *apiEnv, f *tenantFix) (string, any) {
 			return "/v1/users", map[string]any{"email": fmt.Sprintf("agent-%d@acme.example", e.seq()), "name": "Ann", "role": "support"}
@@ -187,7 +203,8 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	// Listings: nothing of tenant A (every name of A's objects holds
 	// "alpha") shows up for B.
-	for _, path := range []string{"/v1/cases", "/v1/contacts", "/v1/accounts", "/v1/users", "/v1/audit",
+	e.newInvoice(e.a)
+	for _, path := range []string{"/v1/cases", "/v1/contacts", "/v1/accounts", "/v1/invoices", "/v1/users", "/v1/audit",
 		"/v1/quarantine", "/v1/cases?q=toner", "/v1/contacts?q=cara"} {
 		e.t = t
 		res := e.do(e.b.keys[casedesk.RoleAdmin], "GET", path, nil)

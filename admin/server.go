@@ -1,6 +1,6 @@
 // Package admin is casedesk's HTTP JSON admin API: API-key authentication,
-// role-based permissions, cases, contacts and accounts, users and roles,
-// quarantined mail and the audit log, described by an OpenAPI document at
+// role-based permissions, cases, contacts and accounts, invoices, users and
+// roles, quarantined mail and the audit log, described by an OpenAPI document at
 // /v1/openapi.json.
 package admin
 
@@ -106,6 +106,13 @@ func (s *Server) routeTable() []route {
 		{method: "POST", path: "/v1/accounts", perm: casedesk.PermAccountsWrite, handler: s.createAccount},
 		{method: "GET", path: "/v1/accounts/{id}", perm: casedesk.PermAccountsRead, handler: s.getAccount},
 		{method: "PATCH", path: "/v1/accounts/{id}", perm: casedesk.PermAccountsWrite, handler: s.patchAccount},
+
+		{method: "GET", path: "/v1/invoices", perm: casedesk.PermInvoicesRead, handler: s.listInvoices},
+		{method: "POST", path: "/v1/invoices", perm: casedesk.PermInvoicesWrite, handler: s.createInvoices},
+		{method: "GET", path: "/v1/invoices/{number}", perm: casedesk.PermInvoicesRead, handler: s.getInvoice},
+		{method: "PATCH", path: "/v1/invoices/{number}", perm: casedesk.PermInvoicesWrite, handler: s.patchInvoice},
+		{method: "GET", path: "/v1/invoices/{number}/pdf", perm: casedesk.PermInvoicesRead, handler: s.invoicePDF},
+		{method: "POST", path: "/v1/invoices/{number}/send", perm: casedesk.PermInvoicesSend, handler: s.sendInvoice},
 
 		{method: "GET", path: "/v1/users", perm: casedesk.PermUsersRead, handler: s.listUsers},
 		{method: "POST", path: "/v1/users", perm: casedesk.PermUsersWrite, handler: s.createUser},

@@ -218,11 +218,26 @@ var buildSteps = []buildStep{
 		FROM events e WHERE e.tenant_id = $1 AND e.id > $3 AND e.id <= $4
 			AND EXISTS (SELECT 1 FROM cases c WHERE c.tenant_id = $2 AND c.id = e.case_id)`
 	}},
+	{name: "invoices", table: "invoices", key: "id", markOf: "invoices", data: true, sql: func(anon bool) string {
+		// Amounts, dates and numbers stay; line descriptions may name the
+		// client.
+		return `
+		INSERT INTO invoices (tenant_id, id, account_id, number, period_start, period_end, amount_minor, currency,
+			status, due_date, lines, sent_at, created_at, updated_at, issue_date, reminded_at)
+		OVERRIDING SYSTEM VALUE
+		SELECT $2, i.id, i.account_id, i.number, i.period_start, i.period_end, i.amount_minor, i.currency,
+			i.status, i.due_date,
+			` + pick(anon, `coalesce((SELECT jsonb_agg(CASE WHEN jsonb_typeof(l) = 'object'
+				THEN l || jsonb_build_object('description', 'Line ' || n) ELSE l END ORDER BY n)
+				FROM jsonb_array_elements(i.lines) WITH ORDINALITY x (l, n)), '[]'::jsonb)`, `i.lines`) + `,
+			i.sent_at, i.created_at, i.updated_at, i.issue_date, i.reminded_at
+		FROM invoices i WHERE i.tenant_id = $1 AND i.id > $3 AND i.id <= $4 AND i.account_id <= ` + mark("accounts")
+	}},
 }
 
 // markedTables are the tables whose highest ID a build records when it
 // starts.
-var markedTables = []string{"accounts", "contacts", "users", "cases", "messages", "events"}
+var markedTables = []string{"accounts", "contacts", "users", "cases", "messages", "events", "invoices"}
 
 // stepsFor returns the steps of a mode, in order.
 func stepsFor(mode casedesk.SandboxMode) []buildStep {
@@ -524,7 +539,7 @@ var purgeSteps = []string{
 		WHERE tenant_id = $1 AND (merged_into IS NOT NULL OR follow_up_of IS NOT NULL)`,
 	`cases`, `api_keys`, `audit_log`, `users`, `roles`,
 	`UPDATE accounts SET billing_contact_id = NULL WHERE tenant_id = $1 AND billing_contact_id IS NOT NULL`,
-	`contacts`, `accounts`, `blobs`, `quarantine`,
+	`contacts`, `invoices`, `accounts`, `blobs`, `quarantine`,
 }
 
 const purgeChunk = 50000

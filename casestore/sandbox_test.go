@@ -136,6 +136,13 @@ func newProdData(t *testing.T, opts ...casestore.Option) *prodData {
 			Actor: casedesk.SystemActor, Data: data}); err != nil {
 			return err
 		}
+		if _, err := tx.CreateInvoices(ctx, tid, []casedesk.NewInvoice{{TenantID: tid, AccountID: globex.ID, Number: "INV-1",
+			PeriodStart: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), PeriodEnd: time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC),
+			IssueDate: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), DueDate: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC),
+			Currency: "EUR", Lines: []casedesk.InvoiceLine{{Description: "Support for Globex Corporation, Hank Scorpio's team",
+				Quantity: 2, UnitPriceMinor: 12345}}}}); err != nil {
+			return err
+		}
 		// A merged pair and a follow-up, for the links between cases.
 		older, err := tx.CreateCase(ctx, casedesk.NewCase{TenantID: tid, Subject: "Hank Scorpio again", RequesterID: hank.ID})
 		if err != nil {
@@ -203,7 +210,7 @@ func rowCount(t *testing.T, table string, tenantID int64) int {
 // copiedTables are the tables a cloned sandbox has as many rows of as
 // production.
 var copiedTables = []string{"accounts", "contacts", "cases", "case_participants", "messages", "attachments", "events",
-	"template_overrides"}
+	"template_overrides", "invoices"}
 
 func TestSandboxAnonymized(t *testing.T) {
 	p := newProdData(t)
@@ -291,6 +298,14 @@ func TestSandboxAnonymized(t *testing.T) {
 	}
 	if a := msgs[0].Attachments; len(a) != 1 || a[0].SHA256 != nil || a[0].Name != "attachment-0.pdf" || a[0].Size == 0 {
 		t.Errorf("attachments = %+v", a)
+	}
+	// Invoices keep their amounts, not their descriptions.
+	var amount int64
+	var currency, lines string
+	if err := queryRow(t, `SELECT amount_minor, currency, lines::text FROM invoices WHERE tenant_id = $1 AND number = 'INV-1'`,
+		[]any{sid}, &amount, &currency, &lines); err != nil || amount != 24690 || currency != "EUR" ||
+		!strings.Contains(lines, `"Line 1"`) || !strings.Contains(lines, `"unit_price_minor": 12345`) {
+		t.Errorf("invoice: %d %s %s (%v)", amount, currency, lines, err)
 	}
 	// Links between cases and the counter came along.
 	var merged, followUp, last int64

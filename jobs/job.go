@@ -1,5 +1,5 @@
 // Package jobs holds casedesk's scheduled jobs (auto-resolve, the outbox
-// sweeper, database upkeep) and the Scheduler that runs them on
+// sweeper, database upkeep, invoice mail) and the Scheduler that runs them on
 // robfig/cron schedules. Each job is a plain function of the instant it
 // runs for, so that tests and "casedesk run-job NAME --now TIME" can run it
 // once at any instant, and each run holds the job's lock, so that one

@@ -184,7 +184,7 @@ func (f *tenantFixture) outbox() []mail {
 		f.t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows, _ := conn.Query(ctx, `SELECT case_id, kind, to_addr, message_id, payload FROM outbox
+	rows, _ := conn.Query(ctx, `SELECT coalesce(case_id, 0), kind, to_addr, message_id, payload FROM outbox
 		WHERE tenant_id = $1 ORDER BY id`, f.tenant.ID)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (mail, error) {
 		var m mail

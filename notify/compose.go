@@ -50,6 +50,7 @@ type payload struct {
 	DueDate       time.Time `json:"due_date"`
 	AmountMinor   int64     `json:"amount_minor"`
 	Currency      string    `json:"currency"`
+	Overdue       bool      `json:"overdue"` // the mail is a reminder
 	// Attachments are stored blobs of the tenant, sent with the mail.
 	Attachments []payloadAttachment `json:"attachments"`
 }
@@ -272,7 +273,7 @@ func (w *Worker) compose(b *tenantBatch, j *job, now time.Time) {
 		data = templates.InvoiceData{InvoiceNumber: p.InvoiceNumber, AccountName: p.AccountName,
 			RecipientName: orDefault(p.RecipientName, o.To[0].Name), TenantName: t.Name,
 			SupportAddress: t.SupportAddress, PeriodStart: p.PeriodStart, PeriodEnd: p.PeriodEnd,
-			DueDate: p.DueDate, AmountMinor: p.AmountMinor, Currency: p.Currency}
+			DueDate: p.DueDate, AmountMinor: p.AmountMinor, Currency: p.Currency, Overdue: p.Overdue}
 	default:
 		j.err = casedesk.Errorf(casedesk.EINVALID, "outbox item %d has unknown kind %q", it.ID, it.Kind)
 		return

@@ -70,6 +70,9 @@ type InvoiceData struct {
 	DueDate        time.Time
 	AmountMinor    int64  // in minor units of Currency
 	Currency       string // ISO 4217
+	// Overdue makes the mail a reminder: the due date has passed and the
+	// invoice is not paid.
+	Overdue bool
 }
 
 // Days returns d in whole days, rounded up, for the day counts in the data
@@ -105,7 +108,7 @@ var specs = []spec{
 		return InvoiceData{InvoiceNumber: "INV-2031-0042", AccountName: "Customer <b>&\"Co\"", RecipientName: "Bea Billing",
 			TenantName: "Acme Support", SupportAddress: "support@acme.example",
 			PeriodStart: time.Date(2031, 2, 1, 0, 0, 0, 0, time.UTC), PeriodEnd: time.Date(2031, 2, 28, 0, 0, 0, 0, time.UTC),
-			DueDate: time.Date(2031, 3, 15, 0, 0, 0, 0, time.UTC), AmountMinor: 123456, Currency: "EUR"}
+			DueDate: time.Date(2031, 3, 15, 0, 0, 0, 0, time.UTC), AmountMinor: 123456, Currency: "EUR", Overdue: true}
 	}},
 }
 

@@ -175,7 +175,7 @@ func TestRenderFallbackOrder(t *testing.T) {
 		{casedesk.OutboxRelay, "fr", "OVERRIDE relay en", "Re: " + rawSubject},                           // English override before English default
 		{casedesk.OutboxReminder, "fr-CA", "OVERRIDE reminder fr", "Rappel"},                             // region falls back to the language
 		{casedesk.OutboxReminder, "en", "Hello Cara Customer,", "Waiting for your reply: " + rawSubject}, // default in lang
-		{casedesk.OutboxInvoice, "de", "Guten Tag Bea Billing,", "Rechnung INV-2031-0042 von Acme Support"},
+		{casedesk.OutboxInvoice, "de", "Guten Tag Bea Billing,", "Zahlungserinnerung: Rechnung INV-2031-0042 von Acme Support ist überfällig"},
 		{casedesk.OutboxInvoice, "de-AT", "OVERRIDE invoice de-AT", "Rechnung INV-2031-0042"},
 		{casedesk.OutboxSolved, "it", "Hello Cara Customer,", "Your case is marked solved: " + rawSubject}, // nothing in Italian: English default
 	}

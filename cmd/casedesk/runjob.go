@@ -30,6 +30,7 @@ func jobList(db *casestore.DB, log *slog.Logger) []jobs.Job {
 			},
 		},
 		jobs.Maintain(db),
+		jobs.Invoices(db, jobs.InvoicesOptions{Logger: log.With("job", jobs.NameInvoices)}),
 	}
 }
 

@@ -323,9 +323,16 @@ func TestRunJob(t *testing.T) {
 	if got := out.String(); !strings.HasPrefix(got, "auto-resolve at 2030-01-01T00:00:00Z: ") || !strings.Contains(got, "reminders=") {
 		t.Errorf("run-job printed %q", got)
 	}
+	m, out, _ = testMain(t, Config{DatabaseURL: casestoretest.URL(t)})
+	if err := m.Run(ctx, []string{"run-job", "invoices", "--now", "2030-01-01T00:00:00Z"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.HasPrefix(got, "invoices at 2030-01-01T00:00:00Z: ") || !strings.Contains(got, "reminders=") {
+		t.Errorf("run-job invoices printed %q", got)
+	}
 	m2, _, stderr := testMain(t, Config{DatabaseURL: casestoretest.URL(t)})
 	err := m2.Run(ctx, []string{"run-job", "make-coffee"})
-	if code := m2.Report(err); code != 2 || !strings.Contains(stderr.String(), "the jobs are auto-resolve, outbox-sweep, deactivate-users, db-maintenance") {
+	if code := m2.Report(err); code != 2 || !strings.Contains(stderr.String(), "the jobs are auto-resolve, outbox-sweep, deactivate-users, db-maintenance, invoices") {
 		t.Errorf("unknown job: exit %d, stderr %q", code, stderr)
 	}
 }
