@@ -15,9 +15,11 @@ import (
 	"github.com/casedesk/casedesk"
 )
 
-// A sandbox is built by its job in steps, each one transaction that copies
-// a bounded chunk of one table with INSERT ... SELECT and records how far
-// it got (sandbox_jobs.step, after_key, progress). Copies keep their
+// A sandbox is built by its job in steps. A step copies one table with
+// INSERT ... SELECT, split into chunks of key ranges (sandbox_chunks) that
+// concurrent transactions claim, copy and mark done, each adding its rows
+// to the job's progress; the job moves on (sandbox_jobs.step) once all are
+// done. Copies keep their
 // source IDs: keys are (tenant_id, id), so the sandbox's rows cannot clash
 // with production's, and every reference between copied rows stays right
 // without a mapping table. New rows in the sandbox take IDs from the same
@@ -61,7 +63,7 @@ const sandboxJobColumns = `j.id, j.tenant_id, coalesce(j.sandbox_tenant_id, 0), 
 // sandboxJob is a job with the columns only the builder reads.
 type sandboxJob struct {
 	casedesk.SandboxJob
-	afterKey   int64
+	afterKey   int64 // 1 once the current step's chunks are planned
 	marks      map[string]int64
 	xidHorizon int64
 }

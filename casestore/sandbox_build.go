@@ -14,8 +14,8 @@ import (
 )
 
 // buildStep is one step of a sandbox build. A step with a key copies the
-// rows whose key is above the job's after_key and at most the mark of
-// markOf, a chunk per call; one without runs once.
+// rows whose key is at most the mark of markOf, in chunks of key ranges
+// (BuildSandboxChunk); one without runs once.
 //
 // The statements take $1 the production tenant, $2 the sandbox, $3 and
 // $4 the chunk's key range (after, upto], $5 the pseudonym key, $6 and $7

@@ -13,12 +13,12 @@ CREATE UNIQUE INDEX tenants_one_sandbox ON tenants (parent_id)
     WHERE kind = 'sandbox' AND retired_at IS NULL;
 CREATE INDEX tenants_retired ON tenants (retired_at) WHERE retired_at IS NOT NULL;
 
--- Where a build stands: the step it is in and the last source key that
--- step copied (each chunk commits with it, so a restart resumes there);
--- the highest ID of each source table when the build began (rows added
--- later are not copied, so what is copied is closed under references);
--- and the first transaction ID not yet assigned then: the build copies
--- only once every transaction older than that has ended.
+-- Where a build stands: the step it is in and whether that step's chunks
+-- are planned (after_key 1; see sandbox_chunks); the highest ID of each
+-- source table when the build began (rows added later are not copied, so
+-- what is copied is closed under references); and the first transaction
+-- ID not yet assigned then: the build copies only once every transaction
+-- older than that has ended.
 ALTER TABLE sandbox_jobs
     ADD COLUMN step text NOT NULL DEFAULT '',
     ADD COLUMN after_key bigint NOT NULL DEFAULT 0,

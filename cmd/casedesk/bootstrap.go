@@ -112,6 +112,9 @@ func (m *Main) ensureTenant(ctx context.Context, tx casedesk.Tx) (*casedesk.Tena
 		return t, true, nil
 	case err != nil:
 		return nil, false, err
+	case t.Kind != casedesk.TenantProduction:
+		// A sandbox never polls mail, nor is the default tenant.
+		return nil, false, lineError{fmt.Errorf("%s=%q names a sandbox; name its production tenant", envTenant, c.Tenant)}
 	}
 	if c.SupportAddress != "" && !strings.EqualFold(t.SupportAddress, c.SupportAddress) {
 		old := t.SupportAddress

@@ -357,6 +357,9 @@ func TestServeBuildsSandbox(t *testing.T) {
 	}
 	var created struct {
 		APIKey string `json:"api_key"`
+		Tenant struct {
+			Slug string `json:"slug"`
+		} `json:"tenant"`
 	}
 	err = json.NewDecoder(resp.Body).Decode(&created)
 	resp.Body.Close()
@@ -374,5 +377,10 @@ func TestServeBuildsSandbox(t *testing.T) {
 	t.Logf("ready after %s", time.Since(start))
 	if !strings.Contains(log.String(), "sandbox ready") {
 		t.Errorf("log does not report the build:\n%s", log)
+	}
+	// A sandbox is never the tenant serve polls mail for.
+	m2, _, _ := testMain(t, Config{DatabaseURL: casestoretest.URL(t), SupportAddress: cfg.SupportAddress, Tenant: created.Tenant.Slug})
+	if err := m2.Run(context.Background(), []string{"init"}); err == nil || !strings.Contains(err.Error(), "names a sandbox") {
+		t.Errorf("init with the sandbox's slug: %v", err)
 	}
 }
