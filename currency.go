@@ -11,7 +11,8 @@ import (
 // would show every amount off by a factor of ten or a hundred.
 var currencyExponents = map[string]int{
 	// No minor unit in use.
-	"CLP": 0, "ISK": 0, "JPY": 0, "KRW": 0, "VND": 0, "UGX": 0, "XAF": 0, "XOF": 0,
+	"BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0, "RWF": 0,
+	"UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
 	// Thousandths.
 	"BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
 	// Hundredths.
@@ -33,6 +34,12 @@ func CurrencyExponent(code string) (int, bool) {
 // marks: 123456 EUR is "1,234.56 EUR", 1500 JPY "1,500 JPY", -5 USD
 // "-0.05 USD". An unknown currency is shown with 2 decimals.
 func FormatMinor(amount int64, currency string) string {
+	return FormatMinorMarks(amount, currency, ',', '.')
+}
+
+// FormatMinorMarks formats as FormatMinor does, with the language's marks
+// for thousands (group) and decimals: '.' and ',' in German.
+func FormatMinorMarks(amount int64, currency string, group, decimal byte) string {
 	digits, ok := CurrencyExponent(currency)
 	if !ok {
 		digits = 2
@@ -53,12 +60,12 @@ func FormatMinor(amount int64, currency string) string {
 	}
 	for i := range len(whole) {
 		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteByte(',')
+			b.WriteByte(group)
 		}
 		b.WriteByte(whole[i])
 	}
 	if digits > 0 {
-		b.WriteByte('.')
+		b.WriteByte(decimal)
 		b.WriteString(frac)
 	}
 	b.WriteByte(' ')

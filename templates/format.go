@@ -2,24 +2,12 @@ package templates
 
 import (
 	htmltemplate "html/template"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
-)
 
-// CurrencyDigits returns how many decimal places the ISO 4217 currency
-// has: 0 for JPY and the like, 3 for KWD and the like, 2 for the others.
-func CurrencyDigits(currency string) int {
-	switch strings.ToUpper(currency) {
-	case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF",
-		"UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF":
-		return 0
-	case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND":
-		return 3
-	}
-	return 2
-}
+	"github.com/casedesk/casedesk"
+)
 
 // separators are a language's thousands and decimal marks.
 type separators struct{ group, decimal byte }
@@ -43,35 +31,7 @@ func FormatMoney(amountMinor int64, currency string) string {
 }
 
 func formatMoney(amountMinor int64, currency string, m separators) string {
-	currency = strings.ToUpper(currency)
-	digits := CurrencyDigits(currency)
-	// Through uint64, so that the most negative amount has a magnitude too.
-	mag := uint64(amountMinor)
-	if amountMinor < 0 {
-		mag = -mag
-	}
-	s := strconv.FormatUint(mag, 10)
-	if len(s) <= digits {
-		s = strings.Repeat("0", digits-len(s)+1) + s
-	}
-	whole, frac := s[:len(s)-digits], s[len(s)-digits:]
-	var b strings.Builder
-	if amountMinor < 0 {
-		b.WriteByte('-')
-	}
-	for i := range len(whole) {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteByte(m.group)
-		}
-		b.WriteByte(whole[i])
-	}
-	if digits > 0 {
-		b.WriteByte(m.decimal)
-		b.WriteString(frac)
-	}
-	b.WriteByte(' ')
-	b.WriteString(currency)
-	return b.String()
+	return casedesk.FormatMinorMarks(amountMinor, strings.ToUpper(currency), m.group, m.decimal)
 }
 
 // formatDate writes a date the way the language does: "2 January 2006" in
