@@ -80,6 +80,9 @@ func (j *SandboxJob) Open() bool { return j.State == JobQueued || j.State == Job
 type Sandbox struct {
 	Tenant *Tenant
 	Job    *SandboxJob
+	// Replaced is the sandbox CreateSandbox retired to make room for this
+	// one; zero when there was none.
+	Replaced int64
 }
 
 // Status tells from the job where the sandbox stands.

@@ -115,13 +115,11 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request, p *casede
 		map[string]any{"mode": req.Mode, "confirm_full_data": req.ConfirmFullData, "replaced_tenant_id": &replaced},
 		func(tx casedesk.Tx) (err error) {
 			ctx := r.Context()
-			if old, err := tx.FindSandbox(ctx, p.Tenant.ID); err == nil {
-				replaced = old.Tenant.ID
-			}
 			sb, err = tx.CreateSandbox(ctx, casedesk.NewSandbox{TenantID: p.Tenant.ID, Mode: req.Mode, RequestedBy: p.User.ID})
 			if err != nil {
 				return err
 			}
+			replaced = sb.Replaced
 			// The sandbox's own admin, with an address that can be no
 			// one's: production's users are not copied with keys.
 			adminEmail = fmt.Sprintf("admin@sandbox-%d.invalid", sb.Tenant.ID)

@@ -118,6 +118,7 @@ func (t *tx) CreateSandbox(ctx context.Context, n casedesk.NewSandbox) (*casedes
 	if err != nil {
 		return nil, err
 	}
+	var replaced int64
 	old, err := t.FindSandbox(ctx, prod.ID)
 	switch {
 	case casedesk.ErrorCode(err) == casedesk.ENOTFOUND:
@@ -131,6 +132,7 @@ func (t *tx) CreateSandbox(ctx context.Context, n casedesk.NewSandbox) (*casedes
 		if err := t.retireTenant(ctx, old.Tenant.ID); err != nil {
 			return nil, err
 		}
+		replaced = old.Tenant.ID
 	}
 	slug, err := t.sandboxSlug(ctx, prod.Slug)
 	if err != nil {
@@ -152,7 +154,7 @@ func (t *tx) CreateSandbox(ctx context.Context, n casedesk.NewSandbox) (*casedes
 	if err != nil {
 		return nil, wrap(err, "queue sandbox build")
 	}
-	return &casedesk.Sandbox{Tenant: sb, Job: &job.SandboxJob}, nil
+	return &casedesk.Sandbox{Tenant: sb, Job: &job.SandboxJob, Replaced: replaced}, nil
 }
 
 // sandboxSlug is the production slug with "-sandbox", or, should a tenant

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,9 +147,9 @@ func loadSandboxSource(b *testing.B, cases int) int64 {
 	}
 	for _, s := range steps {
 		args := []any{tenantID, cases}
-		if s[:6] == "VACUUM" {
+		if strings.HasPrefix(s, "VACUUM") {
 			args = nil
-		} else if !containsParam2(s) {
+		} else if !strings.Contains(s, "$2") {
 			args = args[:1]
 		}
 		if _, err := conn.Exec(ctx, s, args...); err != nil {
@@ -157,13 +158,4 @@ func loadSandboxSource(b *testing.B, cases int) int64 {
 	}
 	_, _ = conn.Exec(ctx, "CHECKPOINT")
 	return tenantID
-}
-
-func containsParam2(s string) bool {
-	for i := 0; i+1 < len(s); i++ {
-		if s[i] == '$' && s[i+1] == '2' {
-			return true
-		}
-	}
-	return false
 }

@@ -594,6 +594,9 @@ func TestSandboxConflictReplaceDelete(t *testing.T) {
 	build(t, p.db, first.Job)
 
 	second := p.createSandbox(t, casedesk.SandboxFull)
+	if second.Replaced != first.Tenant.ID {
+		t.Errorf("second sandbox replaced %d, want %d", second.Replaced, first.Tenant.ID)
+	}
 	if second.Tenant.ID == first.Tenant.ID || second.Tenant.Slug != first.Tenant.Slug {
 		t.Errorf("second sandbox %d %q, first %d %q", second.Tenant.ID, second.Tenant.Slug, first.Tenant.ID, first.Tenant.Slug)
 	}
@@ -647,12 +650,19 @@ func TestSandboxConflictReplaceDelete(t *testing.T) {
 	})
 	wantCode(t, err, casedesk.ENOTFOUND)
 
-	// A sandbox has no sandbox.
-	err = p.db.Update(ctx(), func(tx casedesk.Tx) error {
-		_, err := tx.CreateSandbox(ctx(), casedesk.NewSandbox{TenantID: second.Tenant.ID})
-		return err
-	})
-	if code := casedesk.ErrorCode(err); code != casedesk.EINVALID && code != casedesk.ENOTFOUND {
-		t.Errorf("sandbox of a sandbox: %v", err)
+	// A sandbox has no sandbox; a retired one is gone.
+	third := p.createSandbox(t, casedesk.SandboxEmpty)
+	if third.Replaced != 0 {
+		t.Errorf("third sandbox replaced %d; the second was deleted", third.Replaced)
+	}
+	for _, tt := range []struct {
+		tenant int64
+		want   string
+	}{{third.Tenant.ID, casedesk.EINVALID}, {second.Tenant.ID, casedesk.ENOTFOUND}} {
+		err = p.db.Update(ctx(), func(tx casedesk.Tx) error {
+			_, err := tx.CreateSandbox(ctx(), casedesk.NewSandbox{TenantID: tt.tenant})
+			return err
+		})
+		wantCode(t, err, tt.want)
 	}
 }

@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -79,29 +78,9 @@ func (r *resolver) run(ctx context.Context, now time.Time) (Summary, error) {
 	// makes the SQL preselection and decide agree exactly.
 	now = now.UTC().Truncate(time.Microsecond)
 	sum := Summary{KeyReminders: 0, KeySolved: 0, KeyClosed: 0}
-	var tenants []*casedesk.Tenant
-	err := r.store.View(ctx, func(tx casedesk.Tx) (err error) {
-		tenants, err = tx.ListTenants(ctx)
-		return err
+	return eachTenant(ctx, r.store, r.log, NameAutoResolve, sum, func(t *casedesk.Tenant) (Summary, error) {
+		return r.tenant(ctx, t, now)
 	})
-	if err != nil {
-		return sum, fmt.Errorf("list tenants: %w", err)
-	}
-	var errs []error
-	for _, t := range tenants {
-		if err := ctx.Err(); err != nil {
-			return sum, fmt.Errorf("auto-resolve stopped: %w", context.Cause(ctx))
-		}
-		ts, err := r.tenant(ctx, t, now)
-		for k, n := range ts {
-			sum[k] += n
-		}
-		if err != nil {
-			r.log.Error("auto-resolve of a tenant failed", "tenant_id", t.ID, "error", err)
-			errs = append(errs, fmt.Errorf("tenant %d: %w", t.ID, err))
-		}
-	}
-	return sum, errors.Join(errs...)
 }
 
 // tenant handles the due cases of one tenant, batch by batch, in ID order.

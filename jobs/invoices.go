@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -76,33 +75,14 @@ type dispatcher struct {
 func (d *dispatcher) run(ctx context.Context, now time.Time) (Summary, error) {
 	sum := Summary{KeyInvoicesSent: 0, KeyInvoiceReminders: 0, KeyInvoicesOverdue: 0, KeyUndeliverable: 0}
 	today := casedesk.Day(now.UTC())
-	var tenants []*casedesk.Tenant
-	err := d.store.View(ctx, func(tx casedesk.Tx) (err error) {
-		tenants, err = tx.ListTenants(ctx)
-		return err
-	})
-	if err != nil {
-		return sum, fmt.Errorf("list tenants: %w", err)
-	}
-	var errs []error
-	for _, t := range tenants {
-		if ctx.Err() != nil {
-			return sum, fmt.Errorf("invoices stopped: %w", context.Cause(ctx))
-		}
+	return eachTenant(ctx, d.store, d.log, NameInvoices, sum, func(t *casedesk.Tenant) (Summary, error) {
 		ts, err := d.tenant(ctx, t, today)
-		for k, n := range ts {
-			sum[k] += n
-		}
 		if ts.any() {
 			d.log.Info("invoice mail queued", "tenant_id", t.ID, "sent", ts[KeyInvoicesSent],
 				"reminders", ts[KeyInvoiceReminders], "overdue", ts[KeyInvoicesOverdue])
 		}
-		if err != nil {
-			d.log.Error("invoices of a tenant failed", "tenant_id", t.ID, "error", err)
-			errs = append(errs, fmt.Errorf("tenant %d: %w", t.ID, err))
-		}
-	}
-	return sum, errors.Join(errs...)
+		return ts, err
+	})
 }
 
 // tenant handles one tenant: its invoices due for mail batch by batch in

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -130,4 +131,35 @@ func check(job Job) error {
 		return casedesk.Errorf(casedesk.EINVALID, "job %s has no function to run", job.Name)
 	}
 	return nil
+}
+
+// eachTenant runs fn for every tenant in use (Tx.ListTenants), adding up
+// the summaries into sum. A tenant whose fn fails is logged and reported
+// in the joined error; the others are handled all the same. The end of
+// ctx stops it between tenants.
+func eachTenant(ctx context.Context, store casedesk.Store, log *slog.Logger, job string, sum Summary,
+	fn func(t *casedesk.Tenant) (Summary, error)) (Summary, error) {
+	var tenants []*casedesk.Tenant
+	err := store.View(ctx, func(tx casedesk.Tx) (err error) {
+		tenants, err = tx.ListTenants(ctx)
+		return err
+	})
+	if err != nil {
+		return sum, fmt.Errorf("list tenants: %w", err)
+	}
+	var errs []error
+	for _, t := range tenants {
+		if ctx.Err() != nil {
+			return sum, fmt.Errorf("%s stopped: %w", job, context.Cause(ctx))
+		}
+		ts, err := fn(t)
+		for k, n := range ts {
+			sum[k] += n
+		}
+		if err != nil {
+			log.Error(job+" of a tenant failed", "tenant_id", t.ID, "error", err)
+			errs = append(errs, fmt.Errorf("tenant %d: %w", t.ID, err))
+		}
+	}
+	return sum, errors.Join(errs...)
 }
